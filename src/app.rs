@@ -1,0 +1,115 @@
+//! Composition root: takes listeners that are *already bound* (so tests read their ports before
+//! anything runs), builds the shared state, spawns the data-plane and admin tasks, and returns an
+//! [`App`] handle that reports the addresses and drives shutdown (SPEC §10).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::load::Loaded;
+use crate::metrics::Metrics;
+use crate::proxy::tls::{CertStore, server_config};
+use crate::state::Shared;
+
+/// The two listeners, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    pub data: TcpListener,
+    pub admin: TcpListener,
+}
+
+/// Bind the addresses a config names.
+pub async fn bind(loaded: &Loaded) -> std::io::Result<Listeners> {
+    Ok(Listeners {
+        data: TcpListener::bind(loaded.config.listen.address).await?,
+        admin: TcpListener::bind(loaded.config.admin.address).await?,
+    })
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct App {
+    pub data_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: CancellationToken,
+    data: JoinHandle<()>,
+    admin: JoinHandle<()>,
+}
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read listener address: {0}")]
+    Addr(#[from] std::io::Error),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot build the TLS config: {0}")]
+    Tls(#[from] crate::proxy::tls::TlsError),
+}
+
+impl App {
+    /// Start serving on `listeners` with the first loaded generation.
+    pub fn start(loaded: Loaded, listeners: Listeners) -> Result<App, StartError> {
+        let data_addr = listeners.data.local_addr()?;
+        let admin_addr = listeners.admin.local_addr()?;
+        let registry = prometheus::Registry::new();
+        let metrics = Metrics::register(&registry)?;
+        let config = loaded.config.clone();
+        let (certs, acceptor) = match (&config.listen.tls, &loaded.tls) {
+            (Some(files), Some(key)) => {
+                let store = Arc::new(CertStore::new(key.clone()));
+                let cfg = server_config(store.clone(), files.min_version)?;
+                (Some(store), Some(TlsAcceptor::from(cfg)))
+            }
+            _ => (None, None),
+        };
+        let shared = Shared::new(loaded, certs, metrics, registry);
+        let stop = CancellationToken::new();
+        let data = tokio::spawn(crate::proxy::listener::run(
+            listeners.data,
+            shared.clone(),
+            acceptor,
+            stop.clone(),
+            config.limits.max_connections,
+            config.limits.shutdown_grace,
+        ));
+        let admin_stop = CancellationToken::new();
+        let admin = tokio::spawn(crate::admin::serve(
+            listeners.admin,
+            shared.clone(),
+            admin_stop.clone(),
+        ));
+        // The admin listener outlives the data plane's drain so /readyz can say 503 meanwhile.
+        let admin_stop_on_exit = admin_stop.clone();
+        let data = tokio::spawn(async move {
+            let _ = data.await;
+            admin_stop_on_exit.cancel();
+        });
+        Ok(App {
+            data_addr,
+            admin_addr,
+            shared,
+            stop,
+            data,
+            admin,
+        })
+    }
+
+    /// Begin a graceful shutdown: readiness fails, the data listener closes, in-flight requests
+    /// drain for up to `limits.shutdown_grace`.
+    pub fn shutdown(&self) {
+        self.shared.start_draining();
+        self.stop.cancel();
+    }
+
+    /// Wait until the data plane has drained and the admin listener closed.
+    pub async fn wait(self) {
+        let _ = self.data.await;
+        let _ = self.admin.await;
+    }
+}

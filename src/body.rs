@@ -1,0 +1,231 @@
+//! Body types of the data path: the boxed streaming body both directions use, a byte-limit wrapper
+//! for request bodies (`limits.max_body_bytes`), and a wrapper that runs a completion hook when a
+//! response body is finished or dropped (access log and duration histogram).
+//!
+//! Nothing here buffers a body: every wrapper passes frames through as they arrive (SPEC §6).
+//! No I/O of its own.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Empty, Full};
+
+/// Any error a body can carry.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every request and response on the data path.
+pub type ProxyBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// A complete in-memory body (error responses, self check).
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// Box any body whose error converts into [`BoxError`].
+pub fn boxed<B>(body: B) -> ProxyBody
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}
+
+/// Returned by [`LimitedBody`] when the limit is crossed.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds max_body_bytes")]
+pub struct BodyTooLarge;
+
+/// A request body that fails with [`BodyTooLarge`] once more than `limit` bytes have passed, and
+/// raises a shared flag so that the forwarder can answer 413 instead of a gateway error.
+pub struct LimitedBody<B> {
+    inner: B,
+    remaining: u64,
+    tripped: Arc<AtomicBool>,
+}
+
+impl<B> LimitedBody<B> {
+    /// Wrap `inner`; `tripped` becomes true if the limit is exceeded.
+    pub fn new(inner: B, limit: u64, tripped: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            remaining: limit,
+            tripped,
+        }
+    }
+}
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > this.remaining {
+                        this.tripped.store(true, Ordering::Release);
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                    }
+                    this.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Runs once when a response body ends or is dropped (client gone, connection closed).
+pub trait OnComplete: Send + Sync + 'static {
+    /// `bytes` is what passed through; `complete` is false when the body ended early (error or
+    /// drop before end of stream).
+    fn complete(&mut self, bytes: u64, complete: bool);
+}
+
+/// A response body that counts bytes and calls its [`OnComplete`] exactly once.
+pub struct CompletionBody<B, C: OnComplete> {
+    inner: B,
+    bytes: u64,
+    ended: bool,
+    hook: Option<C>,
+}
+
+impl<B, C: OnComplete> CompletionBody<B, C> {
+    /// Wrap `inner`.
+    pub fn new(inner: B, hook: C) -> Self {
+        Self {
+            inner,
+            bytes: 0,
+            ended: false,
+            hook: Some(hook),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(mut hook) = self.hook.take() {
+            hook.complete(self.bytes, self.ended);
+        }
+    }
+}
+
+impl<B, C> Body for CompletionBody<B, C>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Unpin,
+    C: OnComplete + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.ended = true;
+                    this.finish();
+                }
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                this.finish();
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B, C: OnComplete> Drop for CompletionBody<B, C> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn limited_body_over_limit_errors_and_trips_flag() {
+        let tripped = Arc::new(AtomicBool::new(false));
+        let body = LimitedBody::new(Full::new(Bytes::from_static(b"12345")), 4, tripped.clone());
+        assert!(body.collect().await.is_err());
+        assert!(tripped.load(Ordering::Acquire));
+    }
+
+    #[tokio::test]
+    async fn limited_body_at_limit_passes() {
+        let tripped = Arc::new(AtomicBool::new(false));
+        let body = LimitedBody::new(Full::new(Bytes::from_static(b"1234")), 4, tripped.clone());
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "1234");
+        assert!(!tripped.load(Ordering::Acquire));
+    }
+
+    struct Record(Arc<std::sync::Mutex<Vec<(u64, bool)>>>);
+    impl OnComplete for Record {
+        fn complete(&mut self, bytes: u64, complete: bool) {
+            self.0.lock().unwrap().push((bytes, complete));
+        }
+    }
+
+    #[tokio::test]
+    async fn completion_body_reports_once_with_byte_count() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let body = CompletionBody::new(full("hello"), Record(seen.clone()));
+        body.collect().await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(5, true)]);
+    }
+
+    #[test]
+    fn completion_body_dropped_early_reports_incomplete() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        drop(CompletionBody::new(full("hello"), Record(seen.clone())));
+        assert_eq!(*seen.lock().unwrap(), vec![(0, false)]);
+    }
+}

@@ -1,0 +1,56 @@
+//! Command line (SPEC §1): `run`, `check`, `explain`, `hash-token`. Parsing only; `main.rs` acts.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// vpcguard: a TLS-terminating sidecar proxy that admits callers by source IP and VPC endpoint.
+#[derive(Debug, Parser)]
+#[command(name = "vpcguard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy until SIGTERM/SIGINT (exit 0 after a graceful shutdown, 78 on invalid config).
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = "config/vpcguard.yaml")]
+        config: PathBuf,
+    },
+    /// Validate config and policy exactly as a reload would and print a summary (exit 78 if invalid).
+    Check {
+        /// Config file.
+        #[arg(short, long, default_value = "config/vpcguard.yaml")]
+        config: PathBuf,
+    },
+    /// Print the decision the rules would take for the given facts, as JSON.
+    Explain {
+        /// Config file.
+        #[arg(short, long, default_value = "config/vpcguard.yaml")]
+        config: PathBuf,
+        /// Tenant (enterprise_id).
+        #[arg(long)]
+        tenant: String,
+        /// Client IP address.
+        #[arg(long)]
+        ip: std::net::IpAddr,
+        /// VPC endpoint id the request came through.
+        #[arg(long, conflicts_with = "marker")]
+        vpcep: Option<String>,
+        /// VPC endpoint marker (packet) id the request came through.
+        #[arg(long)]
+        marker: Option<u64>,
+        /// HTTP method (selects the right via `routes`).
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request path (selects the right via `routes`).
+        #[arg(long, default_value = "/")]
+        path: String,
+    },
+    /// Read a token on stdin and print `sha256:<hex>` for `admin.tokens`.
+    HashToken,
+}

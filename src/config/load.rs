@@ -1,0 +1,158 @@
+//! Reading and validating the config file, the policy file and the TLS files: the one code path
+//! that `run`, `check` and every reload use (SPEC §1, §8).
+//!
+//! [`parse`] is pure (text in, config out); [`load`] does the file I/O around it and returns
+//! everything a running proxy needs, compiled and ready to publish.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::model::{Config, Invalid};
+use super::raw;
+use crate::policy::{self, CompileOptions, Snapshot};
+
+/// Why a config could not be loaded. `Display` is `file:line:column: message` whenever a position is
+/// known, as `check` and reload logs print it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The YAML did not parse into the expected shape (syntax, unknown key, bad scalar).
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: u32,
+        column: u32,
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{}:{}: {}: {}", path.display(), fmt_pos(invalid.pos), invalid.field, invalid.message)]
+    Invalid { path: PathBuf, invalid: Invalid },
+    /// The policy file is invalid.
+    #[error("{}:{}: {source}", path.display(), fmt_pos(source.position()))]
+    Policy {
+        path: PathBuf,
+        source: policy::PolicyError,
+    },
+    /// The certificate or key could not be used.
+    #[error("{}: {source}", path.display())]
+    Tls {
+        path: PathBuf,
+        source: crate::proxy::tls::TlsError,
+    },
+}
+
+fn fmt_pos(pos: Option<(u32, u32)>) -> String {
+    let (l, c) = pos.unwrap_or((1, 1));
+    format!("{l}:{c}")
+}
+
+/// Parse and validate config text. `path` is used for messages and to resolve relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: raw::File = if text.trim().is_empty() {
+        raw::File::default()
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| syntax(path, &e))?
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    Config::from_raw(raw, base).map_err(|invalid| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        invalid,
+    })
+}
+
+/// Map a serde-saphyr error to [`ConfigError::Syntax`] with its position.
+pub fn syntax(path: &Path, e: &serde_saphyr::Error) -> ConfigError {
+    let (line, column) = e
+        .location()
+        .map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: first_line(&e.to_string()),
+    }
+}
+
+/// serde-saphyr renders a caret snippet after the first line; logs want one line.
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_owned()
+}
+
+/// The hex sha256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Everything a reload produces, validated and compiled, ready to publish.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Arc<Config>,
+    pub config_sha256: String,
+    pub policy: Arc<Snapshot>,
+    pub policy_sha256: String,
+    /// The certificate to serve (`None` without `listen.tls`).
+    pub tls: Option<Arc<rustls::sign::CertifiedKey>>,
+    /// True when no certificate files existed and a self-signed one was generated.
+    pub tls_self_signed: bool,
+}
+
+/// Read and validate the config at `path`, then its policy file and TLS files.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = read(path)?;
+    let config = parse(&text, path)?;
+    let config_sha256 = sha256_hex(text.as_bytes());
+    let (policy, policy_sha256) = load_policy(&config)?;
+    let (tls, tls_self_signed) = match &config.listen.tls {
+        None => (None, false),
+        Some(files) => {
+            let (key, generated) = crate::proxy::tls::load_or_generate(files)
+                .map_err(|(p, source)| ConfigError::Tls { path: p, source })?;
+            (Some(key), generated)
+        }
+    };
+    Ok(Loaded {
+        config: Arc::new(config),
+        config_sha256,
+        policy: Arc::new(policy),
+        policy_sha256,
+        tls,
+        tls_self_signed,
+    })
+}
+
+/// Read, parse and compile the policy file named by `config`.
+pub fn load_policy(config: &Config) -> Result<(Snapshot, String), ConfigError> {
+    let path = &config.policy.path;
+    let text = read(path)?;
+    let snapshot = compile_policy(&text, config).map_err(|source| ConfigError::Policy {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((snapshot, sha256_hex(text.as_bytes())))
+}
+
+/// Parse and compile policy text under `config`'s options (pure).
+pub fn compile_policy(text: &str, config: &Config) -> Result<Snapshot, policy::PolicyError> {
+    let file = policy::parse_policy(text)?;
+    Snapshot::compile(
+        &file,
+        &CompileOptions {
+            unknown_tenant_allow: config.policy.unknown_tenant_allow,
+            max_vpceps_per_tenant: config.limits.max_vpceps_per_tenant,
+        },
+    )
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}

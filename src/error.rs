@@ -1,0 +1,169 @@
+//! The data plane's documented error codes (SPEC §5) and the one place that turns a code into a
+//! response.
+//!
+//! Owns: [`ErrorCode`] (closed, `Copy`, stable wire strings), the JSON body, and [`respond`].
+//! Does not own: deciding *which* code applies — each module's error type has a `code()` that maps
+//! onto this enum. No I/O.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{ProxyBody, full};
+
+/// A documented data-plane error. Every variant has exactly one wire string ([`ErrorCode::as_str`]),
+/// one status and one fixed, non-leaking message; the same string is the metric label value and the
+/// log field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 403 `VG.00040301`: the request did not come through an authorized VPC endpoint.
+    VpcepNotAuthorized,
+    /// 403 `VG.00040302`: the client IP is not in the trusted IP whitelist (also used when the
+    /// client IP cannot be established from a trusted peer's forwarding headers — fail closed).
+    IpNotTrusted,
+    /// 403 `VG.00040303`: the client IP is listed but may not perform this operation.
+    RightNotGranted,
+    /// 403 `VG.00040304`: the VPC endpoint connection has not been accepted.
+    VpcepNotAccepted,
+    /// 403 `VG.00040305`: unknown tenant.
+    UnknownTenant,
+    /// 413 `VG.00041301`: request body larger than `limits.max_body_bytes`.
+    BodyTooLarge,
+    /// 502 `VG.00050201`: the upstream could not be reached (refused, unroutable, connect timeout).
+    UpstreamUnreachable,
+    /// 502 `VG.00050202`: the upstream sent something that is not valid HTTP.
+    UpstreamInvalid,
+    /// 503 `VG.00050301`: shutting down or at the connection limit.
+    Unavailable,
+    /// 504 `VG.00050401`: no response headers within `upstream.response_timeout`.
+    UpstreamTimeout,
+}
+
+impl ErrorCode {
+    /// Every code, in documentation order (used by the docs-sync test).
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::VpcepNotAuthorized,
+        ErrorCode::IpNotTrusted,
+        ErrorCode::RightNotGranted,
+        ErrorCode::VpcepNotAccepted,
+        ErrorCode::UnknownTenant,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::UpstreamUnreachable,
+        ErrorCode::UpstreamInvalid,
+        ErrorCode::Unavailable,
+        ErrorCode::UpstreamTimeout,
+    ];
+
+    /// The stable `error_code` wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::VpcepNotAuthorized => "VG.00040301",
+            ErrorCode::IpNotTrusted => "VG.00040302",
+            ErrorCode::RightNotGranted => "VG.00040303",
+            ErrorCode::VpcepNotAccepted => "VG.00040304",
+            ErrorCode::UnknownTenant => "VG.00040305",
+            ErrorCode::BodyTooLarge => "VG.00041301",
+            ErrorCode::UpstreamUnreachable => "VG.00050201",
+            ErrorCode::UpstreamInvalid => "VG.00050202",
+            ErrorCode::Unavailable => "VG.00050301",
+            ErrorCode::UpstreamTimeout => "VG.00050401",
+        }
+    }
+
+    /// The HTTP status this code is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::VpcepNotAuthorized
+            | ErrorCode::IpNotTrusted
+            | ErrorCode::RightNotGranted
+            | ErrorCode::VpcepNotAccepted
+            | ErrorCode::UnknownTenant => StatusCode::FORBIDDEN,
+            ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UpstreamUnreachable | ErrorCode::UpstreamInvalid => StatusCode::BAD_GATEWAY,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The fixed `error_msg` (SPEC §5). Never contains request data.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::VpcepNotAuthorized => {
+                "Access denied: the request did not come through an authorized VPC endpoint."
+            }
+            ErrorCode::IpNotTrusted => {
+                "Access denied: the source IP address is not in the trusted IP address whitelist."
+            }
+            ErrorCode::RightNotGranted => {
+                "Access denied: the source IP address may not perform this operation."
+            }
+            ErrorCode::VpcepNotAccepted => {
+                "Access denied: the VPC endpoint connection has not been accepted."
+            }
+            ErrorCode::UnknownTenant => "Access denied: unknown tenant.",
+            ErrorCode::BodyTooLarge => "Request body too large.",
+            ErrorCode::UpstreamUnreachable => {
+                "Bad gateway: the upstream service could not be reached."
+            }
+            ErrorCode::UpstreamInvalid => {
+                "Bad gateway: the upstream service sent an invalid response."
+            }
+            ErrorCode::Unavailable => {
+                "Service unavailable: the proxy is shutting down or at its connection limit."
+            }
+            ErrorCode::UpstreamTimeout => {
+                "Gateway timeout: the upstream service did not respond in time."
+            }
+        }
+    }
+
+    /// The JSON body `{"error_code": "…", "error_msg": "…"}`.
+    pub fn body(self) -> String {
+        serde_json::json!({ "error_code": self.as_str(), "error_msg": self.message() }).to_string()
+    }
+}
+
+/// The one mapping from an [`ErrorCode`] to a response: status, JSON body, `Content-Type` and the
+/// request's `X-Request-Id`.
+pub fn respond(code: ErrorCode, request_id: &HeaderValue) -> Response<ProxyBody> {
+    let mut resp = Response::new(full(Bytes::from(code.body())));
+    *resp.status_mut() = code.status();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(crate::proxy::headers::X_REQUEST_ID, request_id.clone());
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_code_every_variant_has_unique_code_and_matching_status_class() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
+            // VG.000SSSNN: the three digits after the prefix are the HTTP status.
+            let status: u16 = code.as_str()[5..8].parse().unwrap();
+            assert_eq!(status, code.status().as_u16(), "case {code:?}");
+        }
+    }
+
+    #[test]
+    fn respond_sets_json_body_and_request_id() {
+        let id = HeaderValue::from_static("abc");
+        let resp = respond(ErrorCode::UpstreamTimeout, &id);
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        assert_eq!(resp.headers()["x-request-id"], "abc");
+        let v: serde_json::Value =
+            serde_json::from_str(&ErrorCode::UpstreamTimeout.body()).unwrap();
+        assert_eq!(v["error_code"], "VG.00050401");
+        assert_eq!(
+            v["error_msg"],
+            "Gateway timeout: the upstream service did not respond in time."
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! Thin entry point: parse the command line, install the crypto provider, load the config (exit 78
+//! when invalid), then run, check, explain or hash a token. Exit codes: 0 ok, 64 usage, 78 config,
+//! 1 runtime failure (e.g. an address already in use).
+#![forbid(unsafe_code)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use vpcguard::cli::{Cli, Command};
+use vpcguard::config::{self, Loaded};
+
+const EX_USAGE: u8 = 64;
+const EX_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EX_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    // Exactly one provider, installed before any TLS use (DEPS pitfall 1).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Check { config } => check(&config),
+        Command::Explain {
+            config,
+            tenant,
+            ip,
+            vpcep,
+            marker,
+            method,
+            path,
+        } => explain(
+            &config,
+            &tenant,
+            ip,
+            vpcep.as_deref(),
+            marker,
+            &method,
+            &path,
+        ),
+        Command::HashToken => hash_token(),
+    }
+}
+
+fn load_or_exit(path: &Path) -> Result<Loaded, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+fn run(path: &Path) -> ExitCode {
+    let loaded = match load_or_exit(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    vpcguard::logging::init(&loaded.config.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        if loaded.tls_self_signed {
+            tracing::warn!(
+                "no certificate files found: serving a self-signed certificate for \"localhost\" generated in memory"
+            );
+        }
+        let listeners = match vpcguard::app::bind(&loaded).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot bind");
+                return ExitCode::FAILURE;
+            }
+        };
+        let app = match vpcguard::app::App::start(loaded, listeners) {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(data = %app.data_addr, admin = %app.admin_addr, "vpcguard listening");
+        vpcguard::signals::run_until_shutdown(&app, path).await;
+        app.wait().await;
+        tracing::info!("shutdown complete");
+        ExitCode::SUCCESS
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    let loaded = match load_or_exit(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let c = loaded.policy.counts();
+    println!("{}: OK", path.display());
+    println!("  listen:      {}", loaded.config.listen.address);
+    println!("  upstream:    {}", loaded.config.upstream.authority);
+    println!(
+        "  tls:         {}",
+        match (&loaded.config.listen.tls, loaded.tls_self_signed) {
+            (None, _) => "off (plain HTTP)",
+            (Some(_), true) => "self-signed for localhost (no certificate files)",
+            (Some(_), false) => "certificate files",
+        }
+    );
+    println!("  tenants:     {}", c.tenants);
+    println!("  endpoints:   {}", c.vpceps);
+    println!("  ip entries:  {}", c.ip_ranges);
+    println!("  connections: {}", c.connections);
+    println!("  projects:    {}", c.projects);
+    println!("  policy sha256: {}", loaded.policy_sha256);
+    ExitCode::SUCCESS
+}
+
+fn explain(
+    path: &Path,
+    tenant: &str,
+    ip: std::net::IpAddr,
+    vpcep: Option<&str>,
+    marker: Option<u64>,
+    method: &str,
+    req_path: &str,
+) -> ExitCode {
+    let loaded = match load_or_exit(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let Ok(method) = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+        eprintln!("--method {method:?} is not an HTTP method");
+        return ExitCode::from(EX_USAGE);
+    };
+    let out = vpcguard::explain::explain(&loaded, tenant, ip, vpcep, marker, &method, req_path);
+    println!("{out:#}");
+    ExitCode::SUCCESS
+}
+
+fn hash_token() -> ExitCode {
+    let mut token = String::new();
+    if std::io::stdin().read_to_string(&mut token).is_err() {
+        eprintln!("cannot read the token from stdin");
+        return ExitCode::from(EX_USAGE);
+    }
+    let token = token.trim_end_matches(['\r', '\n']);
+    if token.is_empty() {
+        eprintln!("empty token");
+        return ExitCode::from(EX_USAGE);
+    }
+    println!("sha256:{}", config::load::sha256_hex(token.as_bytes()));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,318 @@
+//! Every metric vpcguard exports (SPEC §9), in one place: names, help texts, label sets, and the
+//! closed enums that label values come from. Registered on a private `Registry` handed in by
+//! `app.rs` so that tests never collide.
+//!
+//! No I/O. Label values never come from requests (no IPs, paths or ids).
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Buckets in seconds: fine below a millisecond (proxy overhead), up to a minute (slow uploads).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// `requests_total{decision}`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecisionLabel {
+    Allow,
+    Deny,
+    ReportDeny,
+}
+
+impl DecisionLabel {
+    /// Every value.
+    pub const ALL: [DecisionLabel; 3] = [Self::Allow, Self::Deny, Self::ReportDeny];
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::ReportDeny => "report_deny",
+        }
+    }
+}
+
+/// `upstream_errors_total{kind}`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    Connect,
+    Timeout,
+    Protocol,
+}
+
+impl UpstreamErrorKind {
+    /// Every value.
+    pub const ALL: [UpstreamErrorKind; 3] = [Self::Connect, Self::Timeout, Self::Protocol];
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+        }
+    }
+}
+
+/// `connection_rejects_total{reason}`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Malformed, missing (`required`), or from a peer not in `proxy_protocol_from`.
+    ProxyHeader,
+    /// TLS handshake failed.
+    Tls,
+    /// `limits.max_connections` reached.
+    Limit,
+    /// PROXY header or TLS handshake not done in time.
+    Timeout,
+}
+
+impl RejectReason {
+    /// Every value.
+    pub const ALL: [RejectReason; 4] = [Self::ProxyHeader, Self::Tls, Self::Limit, Self::Timeout];
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProxyHeader => "proxy_header",
+            Self::Tls => "tls",
+            Self::Limit => "limit",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// `config_reloads_total{file}`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadFile {
+    Config,
+    Policy,
+    Tls,
+}
+
+impl ReloadFile {
+    /// Every value.
+    pub const ALL: [ReloadFile; 3] = [Self::Config, Self::Policy, Self::Tls];
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Policy => "policy",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+/// The metric families.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub requests_total: IntCounterVec,
+    pub request_duration_seconds: Histogram,
+    pub upstream_duration_seconds: Histogram,
+    pub upstream_errors_total: IntCounterVec,
+    pub connections_active: IntGauge,
+    pub connections_total: IntCounter,
+    pub connection_rejects_total: IntCounterVec,
+    pub config_reloads_total: IntCounterVec,
+    pub config_last_reload_successful: IntGauge,
+    pub config_last_reload_success_timestamp_seconds: IntGauge,
+    pub policy_generation: IntGauge,
+    pub policy_entries: IntGaugeVec,
+    pub admin_requests_total: IntCounterVec,
+    pub build_info: IntGaugeVec,
+}
+
+/// The `reason` values of `requests_total`: `none` for allows, else a deny reason's label.
+pub const REQUEST_REASONS: &[&str] = &[
+    "none",
+    "vpcep_not_accepted",
+    "unknown_tenant",
+    "vpcep_not_authorized",
+    "ip_not_trusted",
+    "right_not_granted",
+    "bad_forwarding_header",
+    "bad_vpcep_header",
+];
+
+/// The `kind` values of `policy_entries`.
+pub const POLICY_ENTRY_KINDS: &[&str] = &["tenant", "vpcep", "ip_range", "connection", "project"];
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("vpcguard")
+}
+
+impl Metrics {
+    /// Create every family, register it (and the process collector) on `reg`, and pre-create the
+    /// label combinations so that dashboards see zeros rather than gaps.
+    pub fn register(reg: &Registry) -> prometheus::Result<Metrics> {
+        let hist = |name: &str, help: &str| {
+            Histogram::with_opts(
+                HistogramOpts::new(name, help)
+                    .namespace("vpcguard")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+        };
+        let m = Metrics {
+            requests_total: IntCounterVec::new(
+                opts(
+                    "requests_total",
+                    "Requests judged, by decision and deny reason.",
+                ),
+                &["decision", "reason"],
+            )?,
+            request_duration_seconds: hist(
+                "request_duration_seconds",
+                "Whole request time, from request head to the end of the response body.",
+            )?,
+            upstream_duration_seconds: hist(
+                "upstream_duration_seconds",
+                "Time from sending the request upstream to its response head.",
+            )?,
+            upstream_errors_total: IntCounterVec::new(
+                opts("upstream_errors_total", "Upstream failures by kind."),
+                &["kind"],
+            )?,
+            connections_active: IntGauge::with_opts(opts(
+                "connections_active",
+                "Client connections currently open.",
+            ))?,
+            connections_total: IntCounter::with_opts(opts(
+                "connections_total",
+                "Client connections accepted.",
+            ))?,
+            connection_rejects_total: IntCounterVec::new(
+                opts(
+                    "connection_rejects_total",
+                    "Client connections closed before HTTP, by reason.",
+                ),
+                &["reason"],
+            )?,
+            config_reloads_total: IntCounterVec::new(
+                opts(
+                    "config_reloads_total",
+                    "Reload attempts by file and result.",
+                ),
+                &["file", "result"],
+            )?,
+            config_last_reload_successful: IntGauge::with_opts(opts(
+                "config_last_reload_successful",
+                "1 if the last reload attempt succeeded.",
+            ))?,
+            config_last_reload_success_timestamp_seconds: IntGauge::with_opts(opts(
+                "config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful reload.",
+            ))?,
+            policy_generation: IntGauge::with_opts(opts(
+                "policy_generation",
+                "Generation of the rules snapshot in force.",
+            ))?,
+            policy_entries: IntGaugeVec::new(
+                opts("policy_entries", "Entries in the rules in force, by kind."),
+                &["kind"],
+            )?,
+            admin_requests_total: IntCounterVec::new(
+                opts(
+                    "admin_requests_total",
+                    "Admin API requests by route and status.",
+                ),
+                &["route", "status"],
+            )?,
+            build_info: IntGaugeVec::new(
+                opts(
+                    "build_info",
+                    "Always 1; the version label says which build runs.",
+                ),
+                &["version"],
+            )?,
+        };
+        reg.register(Box::new(m.requests_total.clone()))?;
+        reg.register(Box::new(m.request_duration_seconds.clone()))?;
+        reg.register(Box::new(m.upstream_duration_seconds.clone()))?;
+        reg.register(Box::new(m.upstream_errors_total.clone()))?;
+        reg.register(Box::new(m.connections_active.clone()))?;
+        reg.register(Box::new(m.connections_total.clone()))?;
+        reg.register(Box::new(m.connection_rejects_total.clone()))?;
+        reg.register(Box::new(m.config_reloads_total.clone()))?;
+        reg.register(Box::new(m.config_last_reload_successful.clone()))?;
+        reg.register(Box::new(
+            m.config_last_reload_success_timestamp_seconds.clone(),
+        ))?;
+        reg.register(Box::new(m.policy_generation.clone()))?;
+        reg.register(Box::new(m.policy_entries.clone()))?;
+        reg.register(Box::new(m.admin_requests_total.clone()))?;
+        reg.register(Box::new(m.build_info.clone()))?;
+        reg.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        m.init_labels();
+        Ok(m)
+    }
+
+    fn init_labels(&self) {
+        self.requests_total
+            .with_label_values(&["allow", "none"])
+            .reset();
+        for d in [DecisionLabel::Deny, DecisionLabel::ReportDeny] {
+            for r in &REQUEST_REASONS[1..] {
+                self.requests_total
+                    .with_label_values(&[d.as_str(), r])
+                    .reset();
+            }
+        }
+        for k in UpstreamErrorKind::ALL {
+            self.upstream_errors_total
+                .with_label_values(&[k.as_str()])
+                .reset();
+        }
+        for r in RejectReason::ALL {
+            self.connection_rejects_total
+                .with_label_values(&[r.as_str()])
+                .reset();
+        }
+        for f in ReloadFile::ALL {
+            for res in ["success", "failure"] {
+                self.config_reloads_total
+                    .with_label_values(&[f.as_str(), res])
+                    .reset();
+            }
+        }
+        for k in POLICY_ENTRY_KINDS {
+            self.policy_entries.with_label_values(&[k]).set(0);
+        }
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+    }
+
+    /// Count one judged request.
+    pub fn count_request(&self, decision: DecisionLabel, reason: &'static str) {
+        self.requests_total
+            .with_label_values(&[decision.as_str(), reason])
+            .inc();
+    }
+
+    /// Count one rejected connection.
+    pub fn count_reject(&self, reason: RejectReason) {
+        self.connection_rejects_total
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Count one upstream failure.
+    pub fn count_upstream_error(&self, kind: UpstreamErrorKind) {
+        self.upstream_errors_total
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+}
+
+/// Render `reg` in the Prometheus text format.
+pub fn render(reg: &Registry) -> String {
+    let mut buf = String::new();
+    let encoder = prometheus::TextEncoder::new();
+    if encoder.encode_utf8(&reg.gather(), &mut buf).is_err() {
+        buf.clear();
+    }
+    buf
+}

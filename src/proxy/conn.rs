@@ -1,0 +1,239 @@
+//! The per-connection pipeline, and the only place that sequences its stages:
+//!
+//! `accept → PROXY header (trusted peers only) → TLS handshake → HTTP/1.1 or HTTP/2 → per request:
+//! decide → forward | deny` (the per-request part is `http.rs`).
+//!
+//! Every wait on the peer has a deadline: `proxy_header_timeout`, `tls_handshake_timeout`, then
+//! `header_read_timeout` / `keepalive_timeout` (`idle.rs`). A connection that fails a stage is closed
+//! and counted in `connection_rejects_total{reason}`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::TlsAcceptor;
+
+use super::http::{ConnInfo, handle};
+use super::idle::{Activity, IdleTimeoutIo};
+use super::proxy_protocol::{self, Command, Detect, Parsed, ProxyHeader};
+use super::rewind::Rewind;
+use crate::config::model::{Limits, ProxyProtocolMode};
+use crate::identity::client_ip::{ClientIpSource, normalize};
+use crate::metrics::RejectReason;
+use crate::state::Shared;
+
+/// Keeps `connections_active` right however the connection ends.
+struct ActiveGuard(prometheus::IntGauge);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Serve one accepted connection to completion.
+pub async fn serve(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    watcher: Watcher,
+    _permit: OwnedSemaphorePermit,
+) {
+    shared.metrics.connections_total.inc();
+    shared.metrics.connections_active.inc();
+    let _active = ActiveGuard(shared.metrics.connections_active.clone());
+    let _ = stream.set_nodelay(true);
+    let current = shared.current();
+    let cfg = &current.config;
+
+    // 1. PROXY header, read before TLS so that its bytes never reach rustls.
+    let peer_ip = normalize(peer.ip());
+    let may_send = cfg.listen.proxy_protocol_from.contains(peer_ip);
+    let pp = match read_proxy_header(
+        &mut stream,
+        may_send,
+        cfg.listen.proxy_protocol,
+        &cfg.vpcep.tlv,
+        cfg.limits.proxy_header_timeout,
+    )
+    .await
+    {
+        Ok(pp) => pp,
+        Err(Rejected::Quiet) => return,
+        Err(Rejected::Counted(reason, why)) => {
+            shared.metrics.count_reject(reason);
+            tracing::info!(%peer, reason = reason.as_str(), why, "connection rejected");
+            return;
+        }
+    };
+    let (leftover, header) = pp;
+
+    // 2. Connection facts: the PROXY source replaces the peer (LOCAL keeps the socket address).
+    let (conn_ip, conn_ip_source, endpoint) = match header {
+        Some(ProxyHeader {
+            command: Command::Proxy,
+            source: Some(src),
+            endpoint,
+            ..
+        }) => (normalize(src.ip()), ClientIpSource::ProxyProtocol, endpoint),
+        Some(h) => (peer_ip, ClientIpSource::Socket, h.endpoint),
+        None => (peer_ip, ClientIpSource::Socket, None),
+    };
+    let activity = Arc::new(Activity::default());
+    let info = Arc::new(ConnInfo {
+        peer,
+        conn_ip,
+        conn_ip_source,
+        endpoint,
+        tls: tls.is_some(),
+        activity: activity.clone(),
+    });
+    let io = Rewind::new(leftover, stream);
+    let limits = cfg.limits.clone();
+    drop(current);
+
+    // 3. TLS, under its deadline.
+    match tls {
+        None => serve_http(shared, info, io, &limits, activity, watcher).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(io)).await {
+                Ok(Ok(tls_io)) => {
+                    serve_http(shared, info, tls_io, &limits, activity, watcher).await
+                }
+                Ok(Err(e)) => {
+                    shared.metrics.count_reject(RejectReason::Tls);
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    shared.metrics.count_reject(RejectReason::Timeout);
+                    tracing::info!(%peer, "TLS handshake timed out");
+                }
+            }
+        }
+    }
+}
+
+/// 4. HTTP: hyper's auto builder (HTTP/1.1 with upgrades, or HTTP/2 by preface), watched by the
+/// graceful-shutdown handle.
+async fn serve_http<IO>(
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    io: IO,
+    limits: &Limits,
+    activity: Arc<Activity>,
+    watcher: Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = IdleTimeoutIo::new(
+        io,
+        activity,
+        limits.header_read_timeout,
+        limits.keepalive_timeout,
+    );
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Deadlines are enforced by IdleTimeoutIo, which tells idle from slow (idle.rs).
+        .header_read_timeout(None)
+        .max_buf_size((limits.max_header_bytes as usize).max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes)
+        .max_concurrent_streams(256);
+    let peer = info.peer;
+    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Why a connection is closed before TLS.
+enum Rejected {
+    /// The peer went away before sending anything useful: not an attack, not counted.
+    Quiet,
+    Counted(RejectReason, &'static str),
+}
+
+/// Read the PROXY header, if this peer may send one.
+///
+/// I/O contract: reads from `stream` into a buffer until the header is complete (or, for a peer
+/// that sends none, until the first bytes show it is not one); returns the bytes read past the
+/// header, which the caller must replay to the next stage, and the parsed header. Nothing is read
+/// when the listener does not take PROXY headers.
+async fn read_proxy_header(
+    stream: &mut TcpStream,
+    may_send: bool,
+    mode: ProxyProtocolMode,
+    rules: &[proxy_protocol::TlvRule],
+    deadline: std::time::Duration,
+) -> Result<(Bytes, Option<ProxyHeader>), Rejected> {
+    if mode == ProxyProtocolMode::Off {
+        return Ok((Bytes::new(), None));
+    }
+    let work = async {
+        let mut buf = BytesMut::with_capacity(256);
+        loop {
+            match step(&buf, may_send, mode, rules)? {
+                Some(Step::Done(len, header)) => {
+                    let mut buf = buf;
+                    let rest = buf.split_off(len);
+                    return Ok((rest.freeze(), header));
+                }
+                Some(Step::NotPresent) => return Ok((buf.freeze(), None)),
+                None => {}
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return Err(Rejected::Quiet),
+                Ok(_) => {}
+            }
+        }
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Ok(r) => r,
+        Err(_) => Err(Rejected::Counted(
+            RejectReason::Timeout,
+            "proxy_header_timeout",
+        )),
+    }
+}
+
+enum Step {
+    Done(usize, Option<ProxyHeader>),
+    NotPresent,
+}
+
+/// One parse attempt over what has been read so far; `None` = read more.
+fn step(
+    buf: &[u8],
+    may_send: bool,
+    mode: ProxyProtocolMode,
+    rules: &[proxy_protocol::TlvRule],
+) -> Result<Option<Step>, Rejected> {
+    let reject = |why| Err(Rejected::Counted(RejectReason::ProxyHeader, why));
+    match proxy_protocol::detect(buf) {
+        Detect::NeedMore => Ok(None),
+        // Per the PROXY spec §2 the receiver must not guess: a peer outside proxy_protocol_from
+        // that sends a header is refused, never believed.
+        Detect::V1 | Detect::V2 if !may_send => reject("proxy header from untrusted peer"),
+        Detect::NotProxy if may_send && mode == ProxyProtocolMode::Required => {
+            reject("proxy header required")
+        }
+        Detect::NotProxy => Ok(Some(Step::NotPresent)),
+        Detect::V1 | Detect::V2 => match proxy_protocol::parse(buf, rules) {
+            Ok(Parsed::Incomplete) => Ok(None),
+            Ok(Parsed::Complete { header, len }) => Ok(Some(Step::Done(len, Some(header)))),
+            Err(e) => reject(e.reason()),
+        },
+    }
+}

@@ -1,0 +1,157 @@
+//! The upstream side: one pooled hyper client per upstream protocol, request URI rewriting, the
+//! time-to-response-headers deadline, and the classification of upstream failures into the
+//! documented 502/504 codes (SPEC §5, §6).
+//!
+//! Does network I/O (through the client); header policy lives in `headers.rs`, the request
+//! pipeline in `http.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::ProxyBody;
+use crate::config::model::{Upstream, UpstreamProtocol};
+use crate::error::ErrorCode;
+use crate::metrics::UpstreamErrorKind;
+
+/// Why forwarding failed, each with its documented code.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// 502 `VG.00050201`: connection refused, unroutable, connect timeout, TLS to upstream failed.
+    #[error("upstream connect failed: {0}")]
+    Connect(#[source] hyper_util::client::legacy::Error),
+    /// 504 `VG.00050401`: no response headers within `upstream.response_timeout`.
+    #[error("upstream response timeout after {0:?}")]
+    Timeout(Duration),
+    /// 502 `VG.00050202`: the upstream answered with something that is not HTTP, or closed early.
+    #[error("upstream protocol error: {0}")]
+    Protocol(#[source] hyper_util::client::legacy::Error),
+    /// 413 `VG.00041301`: the client's body crossed `limits.max_body_bytes` while streaming.
+    #[error("request body exceeds max_body_bytes")]
+    BodyTooLarge,
+}
+
+impl ForwardError {
+    /// The documented code this failure is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ForwardError::Connect(_) => ErrorCode::UpstreamUnreachable,
+            ForwardError::Timeout(_) => ErrorCode::UpstreamTimeout,
+            ForwardError::Protocol(_) => ErrorCode::UpstreamInvalid,
+            ForwardError::BodyTooLarge => ErrorCode::BodyTooLarge,
+        }
+    }
+
+    /// The `upstream_errors_total{kind}` label, when the upstream is to blame.
+    pub fn kind(&self) -> Option<UpstreamErrorKind> {
+        match self {
+            ForwardError::Connect(_) => Some(UpstreamErrorKind::Connect),
+            ForwardError::Timeout(_) => Some(UpstreamErrorKind::Timeout),
+            ForwardError::Protocol(_) => Some(UpstreamErrorKind::Protocol),
+            ForwardError::BodyTooLarge => None,
+        }
+    }
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+
+/// Sends requests to the configured upstream. Cheap to clone (the pools are shared).
+#[derive(Clone, Debug)]
+pub struct Forwarder {
+    client: HttpClient,
+    /// HTTP/1.1-only client for upgrades when the main client speaks h2c.
+    upgrade_client: HttpClient,
+    upstream: Arc<Upstream>,
+}
+
+impl Forwarder {
+    /// Build the clients for `upstream`. HTTPS upstreams are verified against the webpki roots.
+    pub fn new(upstream: &Upstream) -> Self {
+        let build = |h2_only: bool| {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(upstream.connect_timeout));
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_webpki_roots()
+                .https_or_http()
+                .enable_all_versions()
+                .wrap_connector(http);
+            let mut b = Client::builder(TokioExecutor::new());
+            b.pool_idle_timeout(upstream.idle_timeout)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .http2_only(h2_only);
+            b.build(https)
+        };
+        let h2c = upstream.protocol == UpstreamProtocol::H2c;
+        Self {
+            client: build(h2c),
+            upgrade_client: build(false),
+            upstream: Arc::new(upstream.clone()),
+        }
+    }
+
+    /// The upstream this forwarder talks to.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Send `req` (headers already rewritten) and wait for the response head, at most
+    /// `response_timeout`. `body_tripped` is the flag of the request's [`crate::body::LimitedBody`].
+    ///
+    /// # Performance
+    /// Reuses pooled connections; one URI rebuild per request.
+    pub async fn forward(
+        &self,
+        mut req: Request<ProxyBody>,
+        upgrade: bool,
+        body_tripped: &AtomicBool,
+    ) -> Result<Response<Incoming>, ForwardError> {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.upstream.scheme.clone());
+        parts.authority = Some(self.upstream.authority.clone());
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        // The legacy client refuses HTTP/2-versioned requests on HTTP/1 connections; on h2
+        // connections it sends HTTP/1.1-versioned requests as HTTP/2 (DEPS pitfall 4).
+        *req.version_mut() = Version::HTTP_11;
+        let client = if upgrade {
+            &self.upgrade_client
+        } else {
+            &self.client
+        };
+        let fut = client.request(req);
+        let result = match self.upstream.response_timeout {
+            Some(limit) => match tokio::time::timeout(limit, fut).await {
+                Ok(r) => r,
+                Err(_) => return Err(ForwardError::Timeout(limit)),
+            },
+            None => fut.await,
+        };
+        result.map_err(|e| {
+            if body_tripped.load(Ordering::Acquire) {
+                ForwardError::BodyTooLarge
+            } else if e.is_connect() {
+                ForwardError::Connect(e)
+            } else {
+                ForwardError::Protocol(e)
+            }
+        })
+    }
+}

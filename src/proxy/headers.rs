@@ -1,0 +1,232 @@
+//! Header rewriting on the forwarding path (SPEC §6): hop-by-hop stripping both ways, upgrade
+//! detection, `X-Forwarded-*`, `X-Request-Id`, and the identity headers sent upstream.
+//!
+//! Pure functions over `http::HeaderMap`. No I/O.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// `x-request-id`
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-forwarded-for`
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-forwarded-proto`
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `x-forwarded-host`
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `x-vpcguard-client-ip`
+pub const X_VPCGUARD_CLIENT_IP: HeaderName = HeaderName::from_static("x-vpcguard-client-ip");
+/// `x-vpcguard-vpcep-id`
+pub const X_VPCGUARD_VPCEP_ID: HeaderName = HeaderName::from_static("x-vpcguard-vpcep-id");
+/// `x-vpcguard-tenant`
+pub const X_VPCGUARD_TENANT: HeaderName = HeaderName::from_static("x-vpcguard-tenant");
+/// `x-vpcguard-decision`
+pub const X_VPCGUARD_DECISION: HeaderName = HeaderName::from_static("x-vpcguard-decision");
+
+/// The fixed hop-by-hop set of RFC 9110 §7.6.1 plus the de-facto ones (`Keep-Alive`,
+/// `Proxy-Connection`) that proxies have always dropped.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+/// Remove hop-by-hop headers: first every header *named in* `Connection` (all its lines), then the
+/// fixed set. `TE: trailers` is kept when the client sent it, because gRPC needs it end to end
+/// (RFC 9113 §8.2.2 allows exactly that value on HTTP/2).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let keep_te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if keep_te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade: x`), if any.
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let wants = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if wants {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Re-add the upgrade pair after [`strip_hop_by_hop`] (DEPS pitfall 5).
+pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
+/// Set `X-Forwarded-For`: appended to the existing chain when the immediate peer is a trusted proxy
+/// (its chain is meaningful), replaced otherwise (a client-supplied chain is a spoofing vector for
+/// whatever reads it upstream).
+pub fn set_forwarded_for(headers: &mut HeaderMap, client: IpAddr, peer_trusted: bool) {
+    let mut chain = String::new();
+    if peer_trusted {
+        for v in headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(s) = v.to_str() {
+                let s = s.trim();
+                if !s.is_empty() {
+                    chain.push_str(s);
+                    chain.push_str(", ");
+                }
+            }
+        }
+    }
+    chain.push_str(&client.to_string());
+    headers.remove(&X_FORWARDED_FOR);
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+}
+
+/// Is an inbound `X-Request-Id` acceptable to keep? 1–128 visible characters from a conservative
+/// set, so that it is safe in logs and in the JSON error body.
+pub fn valid_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
+        })
+}
+
+/// A fresh request id: 32 lowercase hex digits from the thread RNG.
+pub fn new_request_id() -> HeaderValue {
+    let n: u128 = rand::random();
+    HeaderValue::from_str(&format!("{n:032x}")).unwrap_or(HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn strip_hop_by_hop_removes_fixed_and_connection_named() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("connection", "X-Other"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("x-other", "2"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "basic x"),
+            ("te", "gzip"),
+            ("x-kept", "3"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn strip_hop_by_hop_keeps_te_trailers() {
+        let mut h = map(&[("te", "trailers, deflate")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.get("te").unwrap(), "trailers");
+    }
+
+    #[test]
+    fn upgrade_protocol_needs_both_headers() {
+        const CASES: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+            (
+                "both",
+                &[("connection", "Upgrade"), ("upgrade", "websocket")],
+                Some("websocket"),
+            ),
+            (
+                "listed",
+                &[("connection", "keep-alive, upgrade"), ("upgrade", "h2c")],
+                Some("h2c"),
+            ),
+            ("no connection", &[("upgrade", "websocket")], None),
+            ("no upgrade", &[("connection", "upgrade")], None),
+        ];
+        for (name, pairs, want) in CASES {
+            let got = upgrade_protocol(&map(pairs));
+            assert_eq!(
+                got.as_ref().map(|v| v.to_str().unwrap()),
+                *want,
+                "case {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn set_forwarded_for_appends_only_for_trusted_peer() {
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let mut h = map(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+        ]);
+        set_forwarded_for(&mut h, ip, true);
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 203.0.113.7");
+        let mut h = map(&[("x-forwarded-for", "1.1.1.1")]);
+        set_forwarded_for(&mut h, ip, false);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.7");
+    }
+
+    #[test]
+    fn valid_request_id_cases() {
+        const CASES: &[(&str, bool)] = &[
+            ("abc-123", true),
+            ("0af7651916cd43dd8448eb211c80319c", true),
+            ("", false),
+            ("has space", false),
+            ("quote\"", false),
+        ];
+        for (v, want) in CASES {
+            assert_eq!(
+                valid_request_id(&HeaderValue::from_str(v).unwrap()),
+                *want,
+                "case {v:?}"
+            );
+        }
+        assert!(!valid_request_id(
+            &HeaderValue::from_str(&"a".repeat(129)).unwrap()
+        ));
+        assert!(valid_request_id(&new_request_id()));
+    }
+}

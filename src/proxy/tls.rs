@@ -1,0 +1,199 @@
+//! TLS termination: loading the certificate pair (or generating a self-signed one for
+//! `localhost`), the rustls `ServerConfig` with ALPN `h2`/`http/1.1`, and a certificate resolver
+//! over an `ArcSwap` so a reload swaps the key without touching the config or acceptor.
+//!
+//! Does file I/O in [`load_or_generate`] only; the handshake itself is driven by `conn.rs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::model::{TlsFiles, TlsVersion};
+
+/// Why a certificate pair could not be used. Startup exits 78 on it; a reload keeps the old pair.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The file could not be read.
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    /// No PEM certificate in the file, or a malformed one.
+    #[error("no valid PEM certificate: {0}")]
+    Cert(String),
+    /// No PEM private key in the file, or a malformed one.
+    #[error("no valid PEM private key: {0}")]
+    Key(String),
+    /// The key does not match the certificate, or rustls cannot use it.
+    #[error("certificate and key do not match or are unusable: {0}")]
+    Mismatch(String),
+    /// Generating the self-signed certificate failed.
+    #[error("cannot generate a self-signed certificate: {0}")]
+    Generate(String),
+}
+
+/// Load the pair named in `files`. When *neither* file exists, generate a self-signed certificate
+/// for `localhost` and return `true` with it (the caller logs a warning). One missing file of two
+/// is an error, never a silent fallback.
+pub fn load_or_generate(
+    files: &TlsFiles,
+) -> Result<(Arc<CertifiedKey>, bool), (PathBuf, TlsError)> {
+    if !files.cert.exists() && !files.key.exists() {
+        let key = self_signed(&["localhost".to_owned()]).map_err(|e| (files.cert.clone(), e))?;
+        return Ok((key, true));
+    }
+    load_pair(&files.cert, &files.key).map(|k| (k, false))
+}
+
+/// Load and check a PEM certificate chain and private key.
+pub fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, (PathBuf, TlsError)> {
+    let cert_pem = std::fs::read(cert).map_err(|e| (cert.to_path_buf(), TlsError::Read(e)))?;
+    let key_pem = std::fs::read(key).map_err(|e| (key.to_path_buf(), TlsError::Read(e)))?;
+    certified_key(&cert_pem, &key_pem).map_err(|e| {
+        let path = if matches!(e, TlsError::Key(_)) {
+            key
+        } else {
+            cert
+        };
+        (path.to_path_buf(), e)
+    })
+}
+
+/// Build a [`CertifiedKey`] from PEM bytes, checking that key and leaf match.
+pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Cert(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(TlsError::Cert(
+            "the file holds no CERTIFICATE block".to_owned(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Key(e.to_string()))?;
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    CertifiedKey::from_der(chain, key, &provider)
+        .map(Arc::new)
+        .map_err(|e| TlsError::Mismatch(e.to_string()))
+}
+
+/// A self-signed certificate for `names`, generated in memory.
+pub fn self_signed(names: &[String]) -> Result<Arc<CertifiedKey>, TlsError> {
+    let ck = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    certified_key(
+        ck.cert.pem().as_bytes(),
+        ck.signing_key.serialize_pem().as_bytes(),
+    )
+}
+
+/// Serves whatever key is current; [`CertStore::store`] swaps it for new handshakes only.
+#[derive(Debug)]
+pub struct CertStore {
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl CertStore {
+    /// A store serving `key`.
+    pub fn new(key: Arc<CertifiedKey>) -> Self {
+        Self {
+            current: ArcSwap::new(key),
+        }
+    }
+
+    /// Replace the served key (existing connections keep theirs).
+    pub fn store(&self, key: Arc<CertifiedKey>) {
+        self.current.store(key);
+    }
+
+    /// The key new handshakes get.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.current.load_full()
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// The server config: no client auth, ALPN `h2` then `http/1.1` (without ALPN, TLS clients never
+/// negotiate HTTP/2), minimum version per `listen.tls.min_version`.
+pub fn server_config(
+    store: Arc<CertStore>,
+    min: TlsVersion,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match min {
+        TlsVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V13 => &[&rustls::version::TLS13],
+    };
+    let mut cfg = ServerConfig::builder_with_protocol_versions(versions)
+        .with_no_client_auth()
+        .with_cert_resolver(store);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn install() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+
+    #[test]
+    fn certified_key_mismatched_pair_is_rejected() {
+        install();
+        let a = rcgen::generate_simple_self_signed(vec!["a".to_owned()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["b".to_owned()]).unwrap();
+        let err = certified_key(
+            a.cert.pem().as_bytes(),
+            b.signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, TlsError::Mismatch(_)), "{err:?}");
+    }
+
+    #[test]
+    fn certified_key_garbage_is_rejected() {
+        install();
+        let err = certified_key(b"not pem", b"not pem").unwrap_err();
+        assert!(matches!(err, TlsError::Cert(_)), "{err:?}");
+    }
+
+    #[test]
+    fn load_or_generate_with_one_file_missing_is_an_error() {
+        install();
+        let dir = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["x".to_owned()]).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            min_version: TlsVersion::V12,
+        };
+        let (path, err) = load_or_generate(&files).unwrap_err();
+        assert_eq!(path, files.key);
+        assert!(matches!(err, TlsError::Read(_)));
+    }
+
+    #[test]
+    fn load_or_generate_with_no_files_generates() {
+        install();
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            min_version: TlsVersion::V12,
+        };
+        let (_, generated) = load_or_generate(&files).unwrap();
+        assert!(generated);
+    }
+}

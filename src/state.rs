@@ -1,0 +1,169 @@
+//! The state every connection and request reads: one `ArcSwap<Current>` (config, compiled rules,
+//! upstream client, generation), the certificate store, metrics, readiness, and the in-memory record
+//! of VPC endpoint connections seen but not yet known (`pendingAcceptance`).
+//!
+//! Only the reload path writes `current` (STYLE §2.2); requests `load` it once and keep that `Arc`
+//! for their whole life, so in-flight requests finish on the snapshot they began with (SPEC §8).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::config::load::Loaded;
+use crate::metrics::Metrics;
+use crate::policy::Snapshot;
+use crate::proxy::forward::Forwarder;
+use crate::proxy::tls::CertStore;
+
+/// One published generation of everything reloadable.
+#[derive(Debug)]
+pub struct Current {
+    /// Increases by one with every successful publish.
+    pub generation: u64,
+    pub config: Arc<Config>,
+    pub config_sha256: String,
+    pub policy: Arc<Snapshot>,
+    pub policy_sha256: String,
+    pub forwarder: Forwarder,
+}
+
+/// A marker seen on a service with `approval_required` and no matching connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSeen {
+    pub service_id: String,
+    pub marker_id: u64,
+    /// RFC 3339 UTC time of the first request that carried it.
+    pub first_seen: String,
+}
+
+/// Shared by the accept loop, every connection and the admin listener.
+#[derive(Debug)]
+pub struct Shared {
+    current: ArcSwap<Current>,
+    generation_tx: watch::Sender<u64>,
+    /// `None` when the data plane is plain HTTP.
+    pub certs: Option<Arc<CertStore>>,
+    pub metrics: Metrics,
+    pub registry: prometheus::Registry,
+    draining: AtomicBool,
+    pending: Mutex<BTreeMap<(String, u64), PendingSeen>>,
+}
+
+impl Shared {
+    /// State for a first successful load (generation 1).
+    pub fn new(
+        loaded: Loaded,
+        certs: Option<Arc<CertStore>>,
+        metrics: Metrics,
+        registry: prometheus::Registry,
+    ) -> Arc<Self> {
+        let current = current_from(loaded, 1);
+        metrics.policy_generation.set(1);
+        set_entry_gauges(&metrics, &current.policy);
+        let (generation_tx, _) = watch::channel(1);
+        Arc::new(Self {
+            current: ArcSwap::from_pointee(current),
+            generation_tx,
+            certs,
+            metrics,
+            registry,
+            draining: AtomicBool::new(false),
+            pending: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The generation in force. Hold the `Arc` for one request; never across a reload wait.
+    pub fn current(&self) -> Arc<Current> {
+        self.current.load_full()
+    }
+
+    /// Publish a newly loaded generation (the reload task is the only caller).
+    pub fn publish(&self, loaded: Loaded) -> u64 {
+        let generation = self.current.load().generation + 1;
+        let tls = loaded.tls.clone();
+        let current = current_from(loaded, generation);
+        set_entry_gauges(&self.metrics, &current.policy);
+        self.current.store(Arc::new(current));
+        if let (Some(store), Some(key)) = (&self.certs, tls) {
+            store.store(key);
+        }
+        self.metrics.policy_generation.set(generation as i64);
+        self.generation_tx.send_replace(generation);
+        generation
+    }
+
+    /// Watch the generation number (tests and the admin API wait on it).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation_tx.subscribe()
+    }
+
+    /// SIGTERM received: readiness fails from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Record an unknown marker as pending (first sighting wins). Returns true if it was new.
+    pub fn record_pending(&self, service_id: &str, marker_id: u64, now: String) -> bool {
+        let Ok(mut map) = self.pending.lock() else {
+            return false;
+        };
+        let key = (service_id.to_owned(), marker_id);
+        if map.contains_key(&key) {
+            return false;
+        }
+        map.insert(
+            key,
+            PendingSeen {
+                service_id: service_id.to_owned(),
+                marker_id,
+                first_seen: now,
+            },
+        );
+        true
+    }
+
+    /// The markers recorded as pending so far.
+    pub fn pending(&self) -> Vec<PendingSeen> {
+        self.pending
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn current_from(loaded: Loaded, generation: u64) -> Current {
+    let forwarder = Forwarder::new(&loaded.config.upstream);
+    Current {
+        generation,
+        config: loaded.config,
+        config_sha256: loaded.config_sha256,
+        policy: loaded.policy,
+        policy_sha256: loaded.policy_sha256,
+        forwarder,
+    }
+}
+
+fn set_entry_gauges(metrics: &Metrics, policy: &Snapshot) {
+    let c = policy.counts();
+    for (kind, n) in [
+        ("tenant", c.tenants),
+        ("vpcep", c.vpceps),
+        ("ip_range", c.ip_ranges),
+        ("connection", c.connections),
+        ("project", c.projects),
+    ] {
+        metrics
+            .policy_entries
+            .with_label_values(&[kind])
+            .set(n as i64);
+    }
+}

@@ -1,0 +1,439 @@
+//! The data plane seen from outside (SPEC §5 5xx/413 rows, §6, §10): real TLS, real upstream, real
+//! clients (reqwest, hyper, raw sockets).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::upstream::{self, Upstream};
+use common::{OPEN_POLICY, TENANT, TestProxy, config_plain, config_tls, error_code, within};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const STATIC_TENANT: &str = "tenant:\n  - static: \"389efb76b1354e4482eabeed00000000\"\n";
+
+async fn tls_proxy(up: &Upstream, extra: &str) -> TestProxy {
+    TestProxy::start(
+        &config_tls(up.addr, &format!("{STATIC_TENANT}{extra}")),
+        OPEN_POLICY,
+        true,
+    )
+    .await
+}
+
+fn echo(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn tls_h1_and_h2_reach_upstream_with_forwarding_headers() {
+    let up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "").await;
+    for http2 in [false, true] {
+        let resp = proxy
+            .client(http2)
+            .get(format!("{}/some/path?q=1", proxy.base()))
+            .header("connection", "x-secret")
+            .header("x-secret", "1")
+            .header("x-vpcguard-tenant", "spoofed")
+            .send()
+            .await
+            .unwrap();
+        let want_version = if http2 {
+            reqwest::Version::HTTP_2
+        } else {
+            reqwest::Version::HTTP_11
+        };
+        assert_eq!(resp.version(), want_version);
+        assert_eq!(resp.status(), 200);
+        let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(rid.len(), 32, "generated request id");
+        // Hop-by-hop headers of the upstream response are gone, including those it named.
+        assert!(resp.headers().get("x-upstream-private").is_none());
+        assert!(resp.headers().get("keep-alive").is_none());
+        let e = echo(&resp.text().await.unwrap());
+        let h = &e["headers"];
+        assert_eq!(e["path"], "/some/path");
+        assert_eq!(e["query"], "q=1");
+        assert_eq!(e["version"], "HTTP/1.1");
+        assert_eq!(h["x-forwarded-for"][0], "127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"][0], "https");
+        let host = format!("localhost:{}", proxy.addr().port());
+        assert_eq!(h["x-forwarded-host"][0], host);
+        assert_eq!(h["host"][0], host, "Host preserved");
+        assert_eq!(h["x-request-id"][0], rid);
+        assert!(
+            h.get("x-secret").is_none(),
+            "header named in Connection stripped"
+        );
+        assert_eq!(
+            h["x-vpcguard-tenant"][0], TENANT,
+            "identity set, never copied"
+        );
+        assert_eq!(h["x-vpcguard-client-ip"][0], "127.0.0.1");
+        assert_eq!(h["x-vpcguard-decision"][0], "allow");
+    }
+}
+
+#[tokio::test]
+async fn request_id_valid_is_kept_invalid_is_replaced() {
+    let up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "").await;
+    let c = proxy.client(false);
+    let r = c
+        .get(format!("{}/", proxy.base()))
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-123");
+    let r = c
+        .get(format!("{}/", proxy.base()))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "bad id with spaces");
+}
+
+async fn status_and_code(proxy: &TestProxy, path: &str) -> (u16, String, bool) {
+    let r = proxy
+        .client(false)
+        .get(format!("{}{path}", proxy.base()))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let has_id = r.headers().contains_key("x-request-id");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    (status, error_code(&r.text().await.unwrap()), has_id)
+}
+
+#[tokio::test]
+async fn upstream_refused_is_502_vg00050201() {
+    let addr = upstream::refused().await;
+    let proxy = TestProxy::start(&config_tls(addr, STATIC_TENANT), OPEN_POLICY, true).await;
+    assert_eq!(
+        status_and_code(&proxy, "/").await,
+        (502, "VG.00050201".to_owned(), true)
+    );
+    let (_, metrics) = proxy.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("vpcguard_upstream_errors_total{kind=\"connect\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn upstream_garbage_is_502_vg00050202() {
+    let addr = upstream::garbage().await;
+    let proxy = TestProxy::start(&config_tls(addr, STATIC_TENANT), OPEN_POLICY, true).await;
+    assert_eq!(
+        status_and_code(&proxy, "/").await,
+        (502, "VG.00050202".to_owned(), true)
+    );
+}
+
+#[tokio::test]
+async fn upstream_slow_is_504_vg00050401() {
+    let up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "").await;
+    // Rewrite with a short response timeout.
+    drop(proxy);
+    let proxy = TestProxy::start(
+        &format!(
+            "listen:\n  tls: {{}}\nupstream:\n  url: \"http://{}\"\n  response_timeout: 300ms\n{STATIC_TENANT}",
+            up.addr
+        ),
+        OPEN_POLICY,
+        true,
+    )
+    .await;
+    assert_eq!(
+        status_and_code(&proxy, "/hold").await,
+        (504, "VG.00050401".to_owned(), true)
+    );
+    up.release();
+}
+
+#[tokio::test]
+async fn body_over_max_body_bytes_is_413_declared_and_streamed() {
+    let up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "limits:\n  max_body_bytes: 1024\n").await;
+    let c = proxy.client(false);
+    // Declared length over the limit.
+    let r = c
+        .post(format!("{}/upload", proxy.base()))
+        .body(vec![b'x'; 2048])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(error_code(&r.text().await.unwrap()), "VG.00041301");
+    // Chunked, no declared length: cut while streaming.
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        (0..8).map(|_| Ok(Bytes::from(vec![b'y'; 512]))).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let r = proxy
+        .client(true)
+        .post(format!("{}/upload", proxy.base()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(error_code(&r.text().await.unwrap()), "VG.00041301");
+    // Under the limit passes.
+    let r = c
+        .post(format!("{}/upload", proxy.base()))
+        .body(vec![b'x'; 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo(&r.text().await.unwrap())["body_bytes"], 1024);
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "").await;
+    let c = proxy.client(true);
+    const SIZE: u64 = 64 * 1024 * 1024;
+    let r = c
+        .get(format!("{}/download/{SIZE}", proxy.base()))
+        .send()
+        .await
+        .unwrap();
+    let mut got = 0u64;
+    let mut stream = r.bytes_stream();
+    use futures_util::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        got += chunk.unwrap().len() as u64;
+    }
+    assert_eq!(got, SIZE);
+    let chunks = futures_util::stream::iter(
+        (0..(SIZE / 65536)).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![1u8; 65536]))),
+    );
+    let r = c
+        .post(format!("{}/upload", proxy.base()))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo(&r.text().await.unwrap())["body_bytes"], SIZE);
+}
+
+/// Read from `s` until the peer closes; true if it closed (EOF or reset) in time.
+async fn closed_by_peer(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn over_max_connections_is_closed_and_counted() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(
+        &config_plain(
+            up.addr,
+            &format!("{STATIC_TENANT}limits:\n  max_connections: 1\n"),
+        ),
+        OPEN_POLICY,
+        false,
+    )
+    .await;
+    // The first connection completes a request and stays open (keep-alive).
+    let mut first = TcpStream::connect(proxy.addr()).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = within(5, first.read(&mut buf)).await.unwrap();
+    assert!(
+        std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+    // The second is closed at once.
+    let mut second = TcpStream::connect(proxy.addr()).await.unwrap();
+    let _ = second.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert!(within(5, closed_by_peer(&mut second)).await);
+    let (_, metrics) = proxy.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("vpcguard_connection_rejects_total{reason=\"limit\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn slow_request_headers_are_cut_after_header_read_timeout() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(
+        &config_plain(
+            up.addr,
+            &format!("{STATIC_TENANT}limits:\n  header_read_timeout: 300ms\n"),
+        ),
+        OPEN_POLICY,
+        false,
+    )
+    .await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        .await
+        .unwrap();
+    assert!(within(5, closed_by_peer(&mut s)).await);
+}
+
+#[tokio::test]
+async fn stalled_tls_handshake_is_cut_after_tls_handshake_timeout() {
+    let up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "limits:\n  tls_handshake_timeout: 300ms\n").await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    // The first bytes of a ClientHello record header, then nothing.
+    s.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    assert!(within(5, closed_by_peer(&mut s)).await);
+    let (_, metrics) = proxy.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("vpcguard_connection_rejects_total{reason=\"timeout\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        within(5, s.read_exact(&mut byte)).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    s.write_all(b"ping-through-tunnel").await.unwrap();
+    let mut echo = [0u8; 19];
+    within(5, s.read_exact(&mut echo)).await.unwrap();
+    assert_eq!(&echo, b"ping-through-tunnel");
+}
+
+#[tokio::test]
+async fn grpc_style_trailers_pass_through_h2c_upstream() {
+    common::install_provider();
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(
+        &format!(
+            "listen:\n  tls: {{}}\nupstream:\n  url: \"h2c://{}\"\n{STATIC_TENANT}",
+            up.addr
+        ),
+        OPEN_POLICY,
+        true,
+    )
+    .await;
+    // A raw HTTP/2 client over TLS so trailers are visible.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls_pki_types::CertificateDer::from_pem_slice(
+        proxy.pki.as_ref().unwrap().ca_pem.as_bytes(),
+    )
+    .unwrap();
+    roots.add(ca).unwrap();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(proxy.addr()).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post(format!(
+        "https://localhost:{}/trailers",
+        proxy.addr().port()
+    ))
+    .header("te", "trailers")
+    .header("content-type", "application/grpc")
+    .body(http_body_util::Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+    .unwrap();
+    let resp = within(10, send.send_request(req)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let collected = within(10, resp.into_body().collect()).await.unwrap();
+    let trailers = collected.trailers().cloned().expect("trailers");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(collected.to_bytes(), "hello");
+}
+
+use rustls_pki_types::pem::PemObject;
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_request_finish_and_refuses_new_connections() {
+    let mut up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "").await;
+    let client = proxy.client(false);
+    let url = format!("{}/hold", proxy.base());
+    let in_flight = tokio::spawn(async move { client.get(url).send().await });
+    within(10, up.held.recv()).await.unwrap();
+    proxy.app.shutdown();
+    let (status, _) = proxy.admin_get("/readyz").await;
+    assert_eq!(status, 503, "readiness fails while draining");
+    // The listener is closed: new connections are refused.
+    let mut refused = false;
+    for _ in 0..100 {
+        match TcpStream::connect(proxy.addr()).await {
+            Err(_) => {
+                refused = true;
+                break;
+            }
+            Ok(s) => drop(s),
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(refused, "listener still accepting after shutdown");
+    up.release();
+    let resp = within(10, in_flight).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "released");
+    within(30, proxy.app.wait()).await;
+}
+
+#[tokio::test]
+async fn many_concurrent_requests_over_h2_all_succeed() {
+    let up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "").await;
+    let c = proxy.client(true);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let c = c.clone();
+        let url = format!("{}/n/{i}", proxy.base());
+        tasks.push(tokio::spawn(async move {
+            c.get(url).send().await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(within(30, t).await.unwrap(), 200);
+    }
+    let _ = Duration::ZERO;
+}
