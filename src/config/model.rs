@@ -169,7 +169,7 @@ impl Config {
     pub fn from_raw(raw: raw::File, base_dir: &Path) -> Result<Config, Invalid> {
         let listen = listen(raw.listen, base_dir)?;
         let admin = admin(raw.admin)?;
-        if admin.address == listen.address {
+        if admin.address == listen.address && listen.address.port() != 0 {
             return invalid(
                 &Location::UNKNOWN,
                 "admin.address",

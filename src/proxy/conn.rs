@@ -120,8 +120,8 @@ pub async fn serve(
     }
 }
 
-/// 4. HTTP: hyper's auto builder (HTTP/1.1 with upgrades, or HTTP/2 by preface), watched by the
-/// graceful-shutdown handle.
+/// Stage 4, HTTP: hyper's auto builder (HTTP/1.1 with upgrades, or HTTP/2 by preface), watched
+/// by the graceful-shutdown handle.
 async fn serve_http<IO>(
     shared: Arc<Shared>,
     info: Arc<ConnInfo>,

@@ -170,7 +170,12 @@ mod tests {
 
     #[test]
     fn upgrade_protocol_needs_both_headers() {
-        const CASES: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            Option<&'static str>,
+        );
+        const CASES: &[Case] = &[
             (
                 "both",
                 &[("connection", "Upgrade"), ("upgrade", "websocket")],

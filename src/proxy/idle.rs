@@ -82,7 +82,7 @@ impl<T> IdleTimeoutIo<T> {
             keepalive_timeout,
             seen_epoch: 0,
             head_started: true,
-            deadline: Box::pin(tokio::time::sleep(header_timeout)),
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + header_timeout)),
         }
     }
 }
@@ -201,7 +201,7 @@ mod tests {
         // With a request in flight, 100 s of silence is fine.
         let read = tokio::spawn(async move {
             let mut buf = [0u8; 8];
-            let r = io.read(&mut buf).await.map(|n| n);
+            let r = io.read(&mut buf).await;
             (r, io)
         });
         tokio::time::advance(Duration::from_secs(100)).await;

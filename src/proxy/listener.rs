@@ -61,8 +61,11 @@ pub async fn run(
     }
     drop(listener);
     tracing::info!("listener closed; draining in-flight requests");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!(?grace, "shutdown_grace elapsed with requests still in flight"),
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => tracing::warn!(
+            ?grace,
+            "shutdown_grace elapsed with requests still in flight"
+        ),
     }
 }

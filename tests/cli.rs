@@ -1,0 +1,289 @@
+//! The real binary (SPEC §1, §10): `check` exit codes and `file:line:column` messages, `explain`,
+//! `hash-token`, and `run` with a SIGTERM that lets a slow request finish, plus the JSON access log.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use common::upstream::Upstream;
+use common::within;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vpcguard");
+
+fn vpcguard(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn write_config(dir: &std::path::Path, config: &str, policy: &str) -> String {
+    std::fs::write(dir.join("vpcguard.yaml"), config).unwrap();
+    std::fs::write(dir.join("policy.yaml"), policy).unwrap();
+    dir.join("vpcguard.yaml").to_str().unwrap().to_owned()
+}
+
+#[test]
+fn check_shipped_example_config_is_valid() {
+    let (code, out, err) = vpcguard(&["check", "-c", "config/vpcguard.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tenants:     1"), "{out}");
+    assert!(out.contains("ip entries:  3"), "{out}");
+    assert!(out.contains("policy sha256: "), "{out}");
+}
+
+#[test]
+fn check_invalid_config_exits_78_with_position() {
+    // (name, config, expected "file:line:column:" suffix, words the message must contain)
+    const CASES: &[(&str, &str, &str, &str)] = &[
+        (
+            "unknown key",
+            "listen:\n  adress: \"0.0.0.0:1\"\n",
+            ":2:3:",
+            "adress",
+        ),
+        (
+            "bad address",
+            "listen:\n  address: \"nope\"\n",
+            ":2:",
+            "invalid address",
+        ),
+        (
+            "bad duration",
+            "limits:\n  keepalive_timeout: 10\n",
+            ":2:",
+            "invalid duration",
+        ),
+        (
+            "bad duration unit",
+            "limits:\n  keepalive_timeout: 10x\n",
+            ":2:",
+            "unit must be",
+        ),
+        (
+            "cert without key",
+            "listen:\n  tls:\n    cert: a.pem\n",
+            ":3:",
+            "set both cert and key",
+        ),
+        (
+            "bad upstream scheme",
+            "upstream:\n  url: \"ftp://x\"\n",
+            ":2:",
+            "scheme",
+        ),
+        (
+            "bad cidr",
+            "client_ip:\n  trusted_proxies: [\"10.0.0.1/8\"]\n",
+            ":2:",
+            "host bits",
+        ),
+        (
+            "bad right",
+            "routes:\n  - { right: delete }\n",
+            ":2:",
+            "right",
+        ),
+        ("bad yaml", "listen: [\n", ":", ""),
+    ];
+    for (name, config, pos, words) in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), config, common::OPEN_POLICY);
+        let (code, _, err) = vpcguard(&["check", "-c", &path]);
+        assert_eq!(code, 78, "case {name}: {err}");
+        let line = err.lines().next().unwrap_or("");
+        assert!(
+            line.starts_with(&format!("{path}{pos}")),
+            "case {name}: {line}"
+        );
+        assert!(line.contains(words), "case {name}: {line}");
+    }
+}
+
+#[test]
+fn check_invalid_policy_exits_78_with_policy_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "tenants:\n  - enterprise_id: 389efb76b1354e4482eabeed00000000\n    trusted_ips:\n      - { id: \"1\", ip_range: \"10.0.0.9-10.0.0.1\", view_flag: 1, download_flag: 0, upload_flag: 0 }\n";
+    let path = write_config(dir.path(), "", policy);
+    let (code, _, err) = vpcguard(&["check", "-c", &path]);
+    assert_eq!(code, 78, "{err}");
+    let policy_path = dir.path().join("policy.yaml");
+    assert!(
+        err.starts_with(&format!("{}:4:", policy_path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_error_exits_64() {
+    let (code, _, _) = vpcguard(&["frobnicate"]);
+    assert_eq!(code, 64);
+    let (code, out, _) = vpcguard(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn hash_token_prints_sha256_of_stdin() {
+    let mut child = Command::new(BIN)
+        .arg("hash-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // sha256("secret")
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "sha256:2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+    );
+}
+
+#[test]
+fn explain_prints_decision_json_with_matched_rule() {
+    const CASES: &[(&str, &[&str], &str, Option<&str>)] = &[
+        (
+            "loopback may upload",
+            &["--ip", "127.0.0.1", "--method", "POST"],
+            "Allow",
+            None,
+        ),
+        (
+            "10.1 may not upload",
+            &["--ip", "10.1.2.3", "--method", "POST"],
+            "Deny",
+            Some("VG.00040303"),
+        ),
+        (
+            "unlisted",
+            &["--ip", "192.0.2.1"],
+            "Deny",
+            Some("VG.00040302"),
+        ),
+    ];
+    for (name, args, result, reason) in CASES {
+        let mut all = vec![
+            "explain",
+            "-c",
+            "config/vpcguard.yaml",
+            "--tenant",
+            "389efb76b1354e4482eabeed00000000",
+        ];
+        all.extend_from_slice(args);
+        let (code, out, err) = vpcguard(&all);
+        assert_eq!(code, 0, "case {name}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["status"], "ok", "case {name}");
+        assert_eq!(v["data"]["result"], *result, "case {name}");
+        assert_eq!(v["data"]["reason"].as_str(), *reason, "case {name}");
+        assert!(v["matched"]["right"].is_string(), "case {name}");
+    }
+}
+
+/// Reads the binary's stdout lines (JSON logs) on a thread and forwards them.
+fn log_lines(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn wait_for_log(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    loop {
+        let line = rx.recv().await.expect("binary exited");
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && pred(&v)
+        {
+            return v;
+        }
+    }
+}
+
+#[tokio::test]
+async fn run_sigterm_drains_slow_request_then_exits_0_with_access_log() {
+    common::install_provider();
+    let mut up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "listen:\n  address: \"127.0.0.1:0\"\n  tls: {{}}\nadmin:\n  address: \"127.0.0.1:0\"\nupstream:\n  url: \"http://{}\"\ntenant:\n  - static: \"389efb76b1354e4482eabeed00000000\"\nlimits:\n  shutdown_grace: 20s\n",
+        up.addr
+    );
+    let path = write_config(dir.path(), &config, common::OPEN_POLICY);
+    let mut child = Command::new(BIN)
+        .args(["run", "-c", &path])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut logs = log_lines(child.stdout.take().unwrap());
+    // The self-signed warning, then the bound addresses.
+    let listening = within(
+        30,
+        wait_for_log(&mut logs, |v| v["message"] == "vpcguard listening"),
+    )
+    .await;
+    let data: std::net::SocketAddr = listening["data"].as_str().unwrap().parse().unwrap();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{}/hold", data.port());
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .header("x-request-id", "slow-1")
+                .send()
+                .await
+        }
+    });
+    within(10, up.held.recv()).await.unwrap();
+    // SIGTERM while the request is in flight.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    within(
+        10,
+        wait_for_log(&mut logs, |v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("shutdown signal"))
+        }),
+    )
+    .await;
+    up.release();
+    let resp = within(10, slow).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "released");
+    let access = within(10, wait_for_log(&mut logs, |v| v["message"] == "access")).await;
+    assert_eq!(access["request_id"], "slow-1");
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["path"], "/hold");
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["decision"], "allow");
+    assert_eq!(access["client_ip"], "127.0.0.1");
+    assert!(access["duration_ms"].as_f64().unwrap() > 0.0);
+    let code = within(30, tokio::task::spawn_blocking(move || child.wait()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code.code(), Some(0));
+}
