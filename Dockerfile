@@ -9,7 +9,7 @@ RUN cargo build --release --locked --bin vpcguard
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/vpcguard /usr/local/bin/vpcguard
 COPY config/vpcguard.yaml config/policy.yaml /etc/vpcguard/
-USER nonroot:nonroot
+USER 65532:65532
 EXPOSE 8443 9901
 ENTRYPOINT ["/usr/local/bin/vpcguard"]
 CMD ["run", "-c", "/etc/vpcguard/vpcguard.yaml"]
