@@ -1,6 +1,6 @@
 //! The data plane seen from outside (SPEC §5 5xx/413 rows, §6, §10): real TLS, real upstream, real
 //! clients (reqwest, hyper, raw sockets).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

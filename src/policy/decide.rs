@@ -6,9 +6,10 @@
 //! persists `Decision::pending`. No I/O, no clock, no allocation.
 
 use super::file::ConnectionStatus;
-use super::snapshot::{ConnRef, Rules};
+use super::snapshot::{ConnRef, Rules, Source};
 use super::{
-    Decision, DenyReason, Facts, Outcome, PendingConnection, Scope, Snapshot, TenantRef, VpcepRef,
+    Decision, DenyReason, Facts, Outcome, PendingConnection, Rights, Scope, Snapshot, TenantRef,
+    VpcepRef,
 };
 
 /// Decides whether the request described by `facts` may reach the service.
@@ -41,8 +42,8 @@ pub fn decide<'a>(snap: &'a Snapshot, facts: &Facts<'a>) -> Decision<'a> {
         project: project.map(|p| snap.project_id(p)),
         rules_scope: match rules.map(|r| r.source) {
             None => Scope::None,
-            Some(super::snapshot::Source::Tenant(_)) => Scope::Tenant,
-            Some(super::snapshot::Source::Project(_)) => Scope::Project,
+            Some(Source::Tenant(_)) => Scope::Tenant,
+            Some(Source::Project(_)) => Scope::Project,
         },
         vpcep_id: arrival.vpcep_id,
         vpcep_config: rules.is_some_and(|r| r.vpcep_enabled),
@@ -59,7 +60,7 @@ fn judge(
     facts: &Facts<'_>,
     arrival: &Arrival<'_>,
     rules: Option<&Rules>,
-    rights: Option<super::Rights>,
+    rights: Option<Rights>,
 ) -> Outcome {
     // 1. SPEC §4: a connection that is not accepted lets nothing through, whoever the tenant is.
     if arrival.not_accepted {

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_saphyr::MessageFormatter;
 
-use super::iptable::{IpType, parse_ip_range};
+use super::iprange::{IpType, parse_ip_range};
 use super::{Located, PolicyError, Pos};
 
 /// The whole policy file.

@@ -8,12 +8,16 @@
 //! `PartialEq` compares the spans, so `parse(render(p)) == p` would fail, and records built by the
 //! admin API would have to invent spans. `Located` deserializes *through* `Spanned` (one pass over
 //! the text, no side table that goes stale when the admin API edits a list), serializes as the bare
-//! value, and compares, hashes and debug-prints the value only.
+//! value, and compares, hashes and debug-prints the value only. With other deserializers (the
+//! admin API's serde_json, serde's value deserializers) it is a plain value with no position.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
+use std::marker::PhantomData;
+
+use serde::de::{self, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A 1-based line and column (in characters) in the policy text.
@@ -151,12 +155,85 @@ impl<T: Serialize> Serialize for Located<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // serde-saphyr recognises `Spanned` and hands it the node's location; other
-        // deserializers (serde_json in the admin API) give a plain value and no position.
-        let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        // The newtype name is how serde-saphyr recognises a span request (what `Spanned` sends).
+        deserializer.deserialize_newtype_struct(SPANNED_NEWTYPE, LocatedVisitor(PhantomData))
+    }
+}
+
+/// The newtype name serde-saphyr answers with the node's location (see its `spanned.rs`).
+const SPANNED_NEWTYPE: &str = "__yaml_spanned";
+
+struct LocatedVisitor<T>(PhantomData<T>);
+
+/// Plain values from deserializers that answer `deserialize_newtype_struct` with
+/// `deserialize_any` instead of `visit_newtype_struct` (e.g. `serde::de::value`): no position.
+macro_rules! plain {
+    ($($method:ident($ty:ty)),* $(,)?) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
+            T::deserialize(v.into_deserializer()).map(Located::new)
+        }
+    )*};
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for LocatedVisitor<T> {
+    type Value = Located<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a policy value")
+    }
+
+    /// serde-saphyr (with the location) and serde_json (without) come here; `Spanned` knows both.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(Reenter(d))?;
         Ok(Located {
             value: spanned.value,
             pos: Pos::from_location(spanned.referenced),
         })
+    }
+
+    plain!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_f64(f64),
+        visit_str(&str),
+        visit_string(String),
+    );
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        T::deserialize(().into_deserializer()).map(Located::new)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Located::new)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Located::new)
+    }
+}
+
+/// Hands the deserializer we were given back to `Spanned`, which asks for the newtype again.
+struct Reenter<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Reenter<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        visitor.visit_newtype_struct(self.0)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
     }
 }

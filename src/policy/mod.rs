@@ -2,7 +2,7 @@
 //!
 //! Pipeline: policy text → [`parse_policy`] → [`PolicyFile`] (plain records, what the admin API
 //! edits and [`render_policy`] writes back) → [`Snapshot::compile`] (all SPEC §3 validation, lookup
-//! tables) → [`decide`]`(&Snapshot, &Facts)` → [`Decision`] (outcome + why + what matched).
+//! tables) → [`decide()`]`(&Snapshot, &Facts)` → [`Decision`] (outcome + why + what matched).
 //!
 //! | file | owns |
 //! |---|---|
@@ -11,17 +11,21 @@
 //! | `located.rs` | [`Located`] values that remember their line/column |
 //! | `error.rs` | [`PolicyError`] with positions |
 //! | `validate.rs` | the seeds' id character sets and lengths |
-//! | `iptable.rs` | `ip_range` grammar, [`IpTable`] interval sets |
-//! | `snapshot.rs` | validation and compilation into [`Snapshot`] |
+//! | `iprange.rs` | the `ip_range` grammar, IPv4-mapped normalisation |
+//! | `iptable.rs` | [`IpTable`] interval sets with rights |
+//! | `compile.rs` | SPEC §3 validation, compiling each rules set |
+//! | `snapshot.rs` | the compiled [`Snapshot`] and its lookups |
 //! | `decide.rs` | the SPEC §4 check order |
 //!
 //! Does not own: reading or writing files, the generation counter and Arc swap, report mode,
 //! logging, metrics, HTTP responses — callers do those with what [`Decision`] returns.
 //! No I/O, no clock, no logging, no metrics (STYLE §2.1).
 
+mod compile;
 mod decide;
 mod error;
 mod file;
+mod iprange;
 mod iptable;
 mod located;
 mod snapshot;
@@ -41,10 +45,8 @@ pub use file::{
     Connection, ConnectionStatus, Derived, Endpoint, EndpointService, MAX_ENTRIES, PolicyFile,
     Project, Tenant, TrustedIp, VpcepSettings, parse_policy, render_policy,
 };
-pub use iptable::{
-    Hit, InvalidIpRange, IpRange, IpTable, IpType, ParsedIpRange, Rights, TableEntry, normalize,
-    parse_ip_range,
-};
+pub use iprange::{InvalidIpRange, IpRange, IpType, ParsedIpRange, normalize, parse_ip_range};
+pub use iptable::{Hit, IpTable, Rights, TableEntry};
 pub use located::{Located, Pos};
 pub use snapshot::{CompileOptions, Counts, Snapshot};
 
@@ -273,7 +275,7 @@ pub struct PendingConnection<'a> {
     pub marker_id: u64,
 }
 
-/// The result of [`decide`]: the outcome plus everything looked up on the way, filled in whatever
+/// The result of [`decide()`]: the outcome plus everything looked up on the way, filled in whatever
 /// the outcome (for logs, identity headers and the self-check body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision<'a> {

@@ -1,19 +1,16 @@
 //! [`Snapshot`]: the validated, compiled, immutable form of a [`PolicyFile`] that `decide` reads.
 //!
-//! Owns: every semantic check of SPEC §3 (ids, ranges, flags, duplicates, cross references,
-//! `limits.max_vpceps_per_tenant`, connection statuses) and the lookup structures (hash maps by
-//! tenant, project, connection id and marker; one [`IpTable`] per rules set in force).
-//! Does not own: YAML (`file.rs`), the decision (`decide.rs`), the generation number, the Arc swap
-//! or reload (the caller wraps the snapshot). No I/O.
-//!
-//! Errors are reported for the first problem in file order (tenants, then projects, then endpoint
-//! services), with the position of the offending value when the records came from text.
+//! Owns: the snapshot's lookup structures (hash maps by tenant, project, connection id and marker;
+//! one [`IpTable`] per rules set in force) and its read API. Does not own: the checks themselves
+//! (`compile.rs`), YAML (`file.rs`), the decision (`decide.rs`), the generation number, the Arc
+//! swap or reload (the caller wraps the snapshot). No I/O.
 
 use std::collections::{HashMap, HashSet};
 
-use super::file::{ConnectionStatus, EndpointService, PolicyFile, TrustedIp, VpcepSettings};
-use super::iptable::{IpTable, Rights, TableEntry, parse_ip_range};
-use super::{IdKind, Located, PolicyError, Pos, validate};
+use super::PolicyError;
+use super::compile;
+use super::file::{ConnectionStatus, PolicyFile};
+use super::iptable::IpTable;
 
 /// What the caller's config contributes to compiling (SPEC §2 `policy.unknown_tenant`,
 /// `limits.max_vpceps_per_tenant`).
@@ -54,32 +51,46 @@ pub struct Counts {
 /// Where a compiled rules set came from, to find its records again for attribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Source {
+    /// Index into `PolicyFile::tenants`.
     Tenant(usize),
+    /// Index into `PolicyFile::projects`.
     Project(usize),
 }
 
 /// One compiled rules set (a tenant's, or a project's with `project_level: true`).
 #[derive(Debug)]
 pub(super) struct Rules {
+    /// The records it was compiled from.
     pub(super) source: Source,
+    /// `vpcep.enabled` (SPEC §4 step 4).
     pub(super) vpcep_enabled: bool,
+    /// The authorized `vpcep_id`s.
     pub(super) endpoints: HashSet<String>,
+    /// Whether `trusted_ips` is non-empty (SPEC §4 step 5 applies).
     pub(super) has_ips: bool,
+    /// The compiled `trusted_ips`.
     pub(super) ips: IpTable,
 }
 
+/// A project as `decide` needs it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ProjectInfo {
+    /// Index into `PolicyFile::projects`.
     pub(super) index: usize,
+    /// Index of its tenant (and of the tenant's rules).
     pub(super) tenant: usize,
     /// Index into `rules` when the project has `project_level: true`.
     pub(super) rules: Option<usize>,
 }
 
+/// Where a connection is in `PolicyFile::endpoint_services`, and its parsed status.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ConnRef {
+    /// Service index.
     pub(super) service: usize,
+    /// Connection index within the service.
     pub(super) index: usize,
+    /// Its status; only `Accepted` lets traffic through.
     pub(super) status: ConnectionStatus,
 }
 
@@ -87,10 +98,12 @@ pub(super) struct ConnRef {
 #[derive(Debug)]
 pub struct Snapshot {
     file: PolicyFile,
+    /// `policy.unknown_tenant: allow` (SPEC §4 step 2).
     pub(super) unknown_tenant_allow: bool,
     /// `enterprise_id` → tenant index; tenant `i`'s rules are `rules[i]`.
     tenants: HashMap<String, usize>,
     projects: HashMap<String, ProjectInfo>,
+    /// Tenants' rules (same index as the tenant), then those of `project_level` projects.
     pub(super) rules: Vec<Rules>,
     by_marker: HashMap<u64, ConnRef>,
     by_conn_id: HashMap<String, ConnRef>,
@@ -108,26 +121,9 @@ impl Snapshot {
     pub fn compile(file: &PolicyFile, opts: &CompileOptions) -> Result<Snapshot, PolicyError> {
         let max = opts.max_vpceps_per_tenant;
         let mut counts = Counts::default();
-        let mut tenants = HashMap::with_capacity(file.tenants.len());
-        let mut rules = Vec::with_capacity(file.tenants.len());
-        let mut first_pos: HashMap<&str, Option<Pos>> = HashMap::new();
-        for (i, t) in file.tenants.iter().enumerate() {
-            check_id(IdKind::EnterpriseId, &t.enterprise_id)?;
-            unique(&mut first_pos, IdKind::EnterpriseId, &t.enterprise_id)?;
-            let owner = ("tenant", t.enterprise_id.as_str());
-            rules.push(compile_rules(
-                Source::Tenant(i),
-                owner,
-                &t.vpcep,
-                &t.trusted_ips,
-                max,
-            )?);
-            tenants.insert(t.enterprise_id.to_string(), i);
-            count_rules(&mut counts, &t.vpcep, &t.trusted_ips);
-        }
-        counts.tenants = file.tenants.len();
-        let projects = compile_projects(file, &tenants, &mut rules, &mut counts, max)?;
-        let (by_marker, by_conn_id) = compile_services(&file.endpoint_services)?;
+        let (tenants, mut rules) = compile::tenants(file, &mut counts, max)?;
+        let projects = compile::projects(file, &tenants, &mut rules, &mut counts, max)?;
+        let (by_marker, by_conn_id) = compile::services(&file.endpoint_services)?;
         counts.connections = by_marker.len();
         Ok(Snapshot {
             file: file.clone(),
@@ -171,36 +167,44 @@ impl Snapshot {
         self.unknown_tenant_allow
     }
 
+    /// Tenant index of `enterprise_id`.
     pub(super) fn tenant_index(&self, enterprise_id: &str) -> Option<usize> {
         self.tenants.get(enterprise_id).copied()
     }
 
+    /// The project `project_id`.
     pub(super) fn project(&self, project_id: &str) -> Option<ProjectInfo> {
         self.projects.get(project_id).copied()
     }
 
+    /// The connection carrying `marker`.
     pub(super) fn connection_by_marker(&self, marker: u64) -> Option<ConnRef> {
         self.by_marker.get(&marker).copied()
     }
 
+    /// The connection whose id is `id`.
     pub(super) fn connection_by_id(&self, id: &str) -> Option<ConnRef> {
         self.by_conn_id.get(id).copied()
     }
 
+    /// The `id` of connection `c`.
     pub(super) fn connection_id(&self, c: ConnRef) -> &str {
         self.file.endpoint_services[c.service].connections[c.index]
             .id
             .as_str()
     }
 
+    /// The `id` of service `service`.
     pub(super) fn service_id(&self, service: usize) -> &str {
         self.file.endpoint_services[service].id.as_str()
     }
 
+    /// The `enterprise_id` of tenant `tenant`.
     pub(super) fn tenant_id(&self, tenant: usize) -> &str {
         self.file.tenants[tenant].enterprise_id.as_str()
     }
 
+    /// The `project_id` of project `project`.
     pub(super) fn project_id(&self, project: usize) -> &str {
         self.file.projects[project].project_id.as_str()
     }
@@ -214,199 +218,4 @@ impl Snapshot {
         let e = list.get(usize::try_from(entry).ok()?)?;
         Some(e.id.as_str())
     }
-}
-
-// === compile helpers ===
-
-fn check_id(kind: IdKind, value: &Located<String>) -> Result<(), PolicyError> {
-    if validate::is_valid(kind, value) {
-        return Ok(());
-    }
-    Err(PolicyError::InvalidId {
-        kind,
-        value: value.to_string(),
-        rule: validate::rule(kind),
-        pos: value.pos(),
-    })
-}
-
-fn unique<'f>(
-    seen: &mut HashMap<&'f str, Option<Pos>>,
-    kind: IdKind,
-    value: &'f Located<String>,
-) -> Result<(), PolicyError> {
-    if let Some(first) = seen.insert(value.as_str(), value.pos()) {
-        return Err(PolicyError::DuplicateId {
-            kind,
-            value: value.to_string(),
-            pos: value.pos(),
-            first,
-        });
-    }
-    Ok(())
-}
-
-fn count_rules(counts: &mut Counts, vpcep: &VpcepSettings, ips: &[TrustedIp]) {
-    counts.vpceps += vpcep.endpoints.len();
-    counts.ip_ranges += ips.len();
-}
-
-/// Validates one rules set and compiles it (SPEC §3; shape shared by tenants and projects).
-fn compile_rules(
-    source: Source,
-    (owner, id): (&'static str, &str),
-    vpcep: &VpcepSettings,
-    ips: &[TrustedIp],
-    max: usize,
-) -> Result<Rules, PolicyError> {
-    let mut endpoints = HashSet::with_capacity(vpcep.endpoints.len());
-    let mut seen = HashMap::new();
-    for (n, e) in vpcep.endpoints.iter().enumerate() {
-        if n == max {
-            return Err(PolicyError::TooManyEndpoints {
-                owner,
-                id: id.to_owned(),
-                count: vpcep.endpoints.len(),
-                max,
-                pos: e.vpcep_id.pos(),
-            });
-        }
-        check_id(IdKind::VpcepId, &e.vpcep_id)?;
-        unique(&mut seen, IdKind::VpcepId, &e.vpcep_id)?;
-        if let Some(region) = &e.region {
-            check_id(IdKind::Region, region)?;
-        }
-        if let Some(description) = &e.description {
-            check_id(IdKind::Description, description)?;
-        }
-        endpoints.insert(e.vpcep_id.to_string());
-    }
-    let mut seen = HashMap::with_capacity(ips.len());
-    let mut table = Vec::with_capacity(ips.len());
-    for e in ips {
-        check_id(IdKind::TrustedIpId, &e.id)?;
-        unique(&mut seen, IdKind::TrustedIpId, &e.id)?;
-        table.push(compile_entry(e)?);
-    }
-    Ok(Rules {
-        source,
-        vpcep_enabled: vpcep.enabled,
-        endpoints,
-        has_ips: !ips.is_empty(),
-        ips: IpTable::build(table),
-    })
-}
-
-fn compile_entry(e: &TrustedIp) -> Result<TableEntry, PolicyError> {
-    let parsed = parse_ip_range(&e.ip_range).map_err(|err| PolicyError::InvalidIpRange {
-        value: e.ip_range.to_string(),
-        reason: err.0,
-        pos: e.ip_range.pos(),
-    })?;
-    let flags = [
-        ("view_flag", &e.view_flag),
-        ("download_flag", &e.download_flag),
-        ("upload_flag", &e.upload_flag),
-    ];
-    for (field, flag) in flags {
-        if **flag > 1 {
-            return Err(PolicyError::InvalidFlag {
-                field,
-                value: **flag,
-                pos: flag.pos(),
-            });
-        }
-    }
-    if let Some(remark) = &e.remark {
-        check_id(IdKind::Remark, remark)?;
-    }
-    Ok(TableEntry {
-        range: parsed.range,
-        rights: Rights::from_flags(*e.view_flag, *e.download_flag, *e.upload_flag),
-    })
-}
-
-/// Validates every project; compiles the rules of those with `project_level: true` (the others are
-/// kept valid so that switching them on through the admin API cannot fail later).
-fn compile_projects(
-    file: &PolicyFile,
-    tenants: &HashMap<String, usize>,
-    rules: &mut Vec<Rules>,
-    counts: &mut Counts,
-    max: usize,
-) -> Result<HashMap<String, ProjectInfo>, PolicyError> {
-    let mut projects = HashMap::with_capacity(file.projects.len());
-    let mut seen = HashMap::new();
-    for (i, p) in file.projects.iter().enumerate() {
-        check_id(IdKind::ProjectId, &p.project_id)?;
-        unique(&mut seen, IdKind::ProjectId, &p.project_id)?;
-        check_id(IdKind::EnterpriseId, &p.enterprise_id)?;
-        let Some(&tenant) = tenants.get(p.enterprise_id.as_str()) else {
-            return Err(PolicyError::UnknownProjectTenant {
-                project_id: p.project_id.to_string(),
-                enterprise_id: p.enterprise_id.to_string(),
-                pos: p.enterprise_id.pos(),
-            });
-        };
-        let owner = ("project", p.project_id.as_str());
-        let compiled = compile_rules(Source::Project(i), owner, &p.vpcep, &p.trusted_ips, max)?;
-        let index = p.project_level.then(|| {
-            rules.push(compiled);
-            rules.len() - 1
-        });
-        let info = ProjectInfo {
-            index: i,
-            tenant,
-            rules: index,
-        };
-        projects.insert(p.project_id.to_string(), info);
-        count_rules(counts, &p.vpcep, &p.trusted_ips);
-    }
-    counts.projects = file.projects.len();
-    Ok(projects)
-}
-
-type ConnMaps = (HashMap<u64, ConnRef>, HashMap<String, ConnRef>);
-
-/// Validates the endpoint services. Connection ids and markers are unique across *all* services:
-/// a marker must resolve to one connection (SPEC §4 "VPC endpoint").
-fn compile_services(services: &[EndpointService]) -> Result<ConnMaps, PolicyError> {
-    let mut by_marker = HashMap::new();
-    let mut by_id = HashMap::new();
-    let mut service_ids = HashMap::new();
-    let mut conn_ids = HashMap::new();
-    let mut marker_pos: HashMap<u64, Option<Pos>> = HashMap::new();
-    for (s, svc) in services.iter().enumerate() {
-        check_id(IdKind::ServiceId, &svc.id)?;
-        unique(&mut service_ids, IdKind::ServiceId, &svc.id)?;
-        for (index, c) in svc.connections.iter().enumerate() {
-            check_id(IdKind::ConnectionId, &c.id)?;
-            unique(&mut conn_ids, IdKind::ConnectionId, &c.id)?;
-            if let Some(first) = marker_pos.insert(*c.marker_id, c.marker_id.pos()) {
-                return Err(PolicyError::DuplicateId {
-                    kind: IdKind::MarkerId,
-                    value: c.marker_id.to_string(),
-                    pos: c.marker_id.pos(),
-                    first,
-                });
-            }
-            if let Some(domain) = &c.domain_id {
-                check_id(IdKind::DomainId, domain)?;
-            }
-            let Some(status) = ConnectionStatus::parse(&c.status) else {
-                return Err(PolicyError::InvalidStatus {
-                    value: c.status.to_string(),
-                    pos: c.status.pos(),
-                });
-            };
-            let r = ConnRef {
-                service: s,
-                index,
-                status,
-            };
-            by_marker.insert(*c.marker_id, r);
-            by_id.insert(c.id.to_string(), r);
-        }
-    }
-    Ok((by_marker, by_id))
 }

@@ -46,13 +46,13 @@ fn policy_bad_yaml_or_shape_is_rejected_as_yaml() {
                 "unknown_entry_field",
                 "tenants:\n  - { enterprise_id: a, vpcep_ids: [] }\n",
                 2,
-                22,
+                25,
             ),
             (
                 "flag_not_u8",
                 "tenants:\n  - enterprise_id: a\n    trusted_ips:\n      - { id: x, ip_range: 1.1.1.1, view_flag: 300 }\n",
                 4,
-                47,
+                48,
             ),
             (
                 "duplicate_key",
@@ -88,7 +88,7 @@ fn policy_bad_ip_range_is_rejected_at_the_value() {
             matches!(err, PolicyError::InvalidIpRange { .. }),
             "case {name}: {err:?}"
         );
-        assert_eq!(err.position(), Some((4, 29)), "case {name}: {err}");
+        assert_eq!(err.position(), Some((4, 28)), "case {name}: {err}");
     }
     let err = error_of(&cases[0].1);
     assert!(
@@ -114,7 +114,7 @@ fn policy_flag_other_than_0_or_1_is_rejected_at_the_flag() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.position(), Some((4, 64)), "{err}");
+    assert_eq!(err.position(), Some((4, 66)), "{err}");
 }
 
 #[test]
@@ -124,15 +124,15 @@ fn policy_id_outside_seed_rules_is_rejected_as_invalid_id() {
         ("enterprise_id_too_long", format!("tenants:\n  - enterprise_id: {long41}\n"), IdKind::EnterpriseId, 2, 20),
         ("enterprise_id_bad_char", "tenants:\n  - enterprise_id: \"a.b\"\n".into(), IdKind::EnterpriseId, 2, 20),
         ("enterprise_id_empty", "tenants:\n  - enterprise_id: \"\"\n".into(), IdKind::EnterpriseId, 2, 20),
-        ("vpcep_id_uppercase", format!("{T}    vpcep:\n      endpoints: [ {{ vpcep_id: VPCE-1 }} ]\n"), IdKind::VpcepId, 4, 34),
-        ("region_bad_char", format!("{T}    vpcep:\n      endpoints: [ {{ vpcep_id: v1, region: ap_east }} ]\n"), IdKind::Region, 4, 46),
-        ("description_bad_char", format!("{T}    vpcep:\n      endpoints: [ {{ vpcep_id: v1, description: \"a/b\" }} ]\n"), IdKind::Description, 4, 51),
+        ("vpcep_id_uppercase", format!("{T}    vpcep:\n      endpoints: [ {{ vpcep_id: VPCE-1 }} ]\n"), IdKind::VpcepId, 4, 32),
+        ("region_bad_char", format!("{T}    vpcep:\n      endpoints: [ {{ vpcep_id: v1, region: ap_east }} ]\n"), IdKind::Region, 4, 44),
+        ("description_bad_char", format!("{T}    vpcep:\n      endpoints: [ {{ vpcep_id: v1, description: \"a/b\" }} ]\n"), IdKind::Description, 4, 49),
         ("trusted_ip_id_slash", format!("{T}    trusted_ips:\n      - {{ id: \"a/b\", ip_range: 1.1.1.1 }}\n"), IdKind::TrustedIpId, 4, 15),
-        ("remark_too_long", format!("{T}    trusted_ips:\n      - {{ id: x, ip_range: 1.1.1.1, remark: {} }}\n", "r".repeat(201)), IdKind::Remark, 4, 47),
+        ("remark_too_long", format!("{T}    trusted_ips:\n      - {{ id: x, ip_range: 1.1.1.1, remark: {} }}\n", "r".repeat(201)), IdKind::Remark, 4, 45),
         ("project_id_31_chars", format!("{T}projects:\n  - {{ project_id: {}, enterprise_id: t1 }}\n", "a".repeat(31)), IdKind::ProjectId, 4, 19),
         ("service_id_bad_char", "tenants: []\nendpoint_services:\n  - id: \"s s\"\n".into(), IdKind::ServiceId, 3, 9),
         ("connection_id_uppercase", "tenants: []\nendpoint_services:\n  - id: s\n    connections:\n      - { id: C1, marker_id: 1, status: accepted }\n".into(), IdKind::ConnectionId, 5, 15),
-        ("domain_id_bad_char", "tenants: []\nendpoint_services:\n  - id: s\n    connections:\n      - { id: c1, marker_id: 1, domain_id: \"d:1\", status: accepted }\n".into(), IdKind::DomainId, 5, 43),
+        ("domain_id_bad_char", "tenants: []\nendpoint_services:\n  - id: s\n    connections:\n      - { id: c1, marker_id: 1, domain_id: \"d:1\", status: accepted }\n".into(), IdKind::DomainId, 5, 44),
     ];
     for (name, yaml, kind, line, column) in &cases {
         let err = error_of(yaml);
@@ -149,7 +149,7 @@ fn policy_unknown_connection_status_is_rejected_at_the_status() {
     let yaml = "tenants: []\nendpoint_services:\n  - id: s\n    connections:\n      - { id: c1, marker_id: 1, status: Accepted }\n";
     let err = error_of(yaml);
     assert!(matches!(err, PolicyError::InvalidStatus { .. }), "{err:?}");
-    assert_eq!(err.position(), Some((5, 40)), "{err}");
+    assert_eq!(err.position(), Some((5, 41)), "{err}");
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn policy_duplicate_ids_are_rejected_at_the_repetition() {
     let cases: Vec<(&str, String, IdKind, u32, u32)> = vec![
         ("tenant", "tenants:\n  - enterprise_id: t1\n  - enterprise_id: t1\n".into(), IdKind::EnterpriseId, 3, 20),
         ("trusted_ip_in_tenant", format!("{T}    trusted_ips:\n      - {{ id: x, ip_range: 1.1.1.1 }}\n      - {{ id: x, ip_range: 1.1.1.2 }}\n"), IdKind::TrustedIpId, 5, 15),
-        ("vpcep_in_tenant", format!("{T}    vpcep:\n      endpoints: [ {{ vpcep_id: v1 }}, {{ vpcep_id: v1 }} ]\n"), IdKind::VpcepId, 4, 52),
+        ("vpcep_in_tenant", format!("{T}    vpcep:\n      endpoints: [ {{ vpcep_id: v1 }}, {{ vpcep_id: v1 }} ]\n"), IdKind::VpcepId, 4, 50),
         ("project", format!("{T}projects:\n  - {{ project_id: {p}, enterprise_id: t1 }}\n  - {{ project_id: {p}, enterprise_id: t1 }}\n", p = "a".repeat(32)), IdKind::ProjectId, 5, 19),
         ("service", "tenants: []\nendpoint_services:\n  - id: s\n  - id: s\n".into(), IdKind::ServiceId, 4, 9),
         ("connection_across_services", "tenants: []\nendpoint_services:\n  - id: s\n    connections: [ { id: c1, marker_id: 1, status: accepted } ]\n  - id: s2\n    connections: [ { id: c1, marker_id: 2, status: accepted } ]\n".into(), IdKind::ConnectionId, 6, 26),
@@ -212,7 +212,7 @@ fn policy_endpoints_over_limit_are_rejected_at_the_first_excess() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.position(), Some((7, 24)), "{err}");
+    assert_eq!(err.position(), Some((7, 23)), "{err}");
 }
 
 #[test]

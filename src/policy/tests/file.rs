@@ -12,7 +12,7 @@ use crate::policy::{
 };
 
 #[test]
-fn policy_spec_example_parses_compiles_and_counts() {
+fn snapshot_counts_and_lookups_match_the_fixture() {
     let snap = fixture(true, false);
     let want = Counts {
         tenants: 3,
@@ -36,8 +36,7 @@ fn policy_render_then_parse_round_trips() {
     assert_eq!(parse_policy(&text).unwrap(), file, "rendered:\n{text}");
     // Entries stay one flow map per line, as SPEC §3 writes them.
     assert!(
-        text.contains("- {id: '1999', ip_range: 1.1.1.1-1.1.1.9,")
-            || text.contains("- {id: \"1999\""),
+        text.contains("  - {id: \"1999\", ip_range: 1.1.1.1-1.1.1.9, view_flag: 1, download_flag: 0, upload_flag: 0}\n"),
         "rendered:\n{text}"
     );
 }
@@ -229,4 +228,72 @@ fn policy_with_100k_flow_map_entries_parses_compiles_and_looks_up() {
         };
         assert_eq!(decide(&snap, &facts).outcome, want, "probe {probe}");
     }
+}
+
+/// SPEC §3's example, verbatim: documentation must stay loadable.
+const SPEC_EXAMPLE: &str = r#"
+tenants:
+  - enterprise_id: 389efb76b1354e4482eabeed00000000
+    vpcep:
+      enabled: true                  # the seeds' "config": secure access via VPC endpoint is configured
+      endpoints:
+        - { vpcep_id: 1234bfa39r7pg09la8msyu8vq004a1234, region: ap-southeast-3, description: VPCEP1,
+            creator: user001, create_time: "2026-05-01T10:30:00Z", modify_time: "2026-05-01T10:30:00Z" }
+    trusted_ips:                     # the IP address whitelist
+      - { id: "1998", ip_range: "10.1.0.0/16", view_flag: 1, download_flag: 1, upload_flag: 0, remark: "" }
+      - { id: "1999", ip_range: "1.1.1.1-1.1.1.9", view_flag: 1, download_flag: 0, upload_flag: 0 }
+      - { id: "2000", ip_range: "2001:db8::1", view_flag: 1, download_flag: 1, upload_flag: 1 }
+projects:                            # optional project-level permissions (seed: Build project permission)
+  - project_id: 0f6c3a1e9b2d4c7f8a5e1d3b6c9f2a4e
+    enterprise_id: 389efb76b1354e4482eabeed00000000
+    project_level: true              # when true these rules replace the tenant's for this project
+    vpcep: { enabled: false }        # same shape as a tenant's rules
+    trusted_ips:
+      - { id: "p1", ip_range: "192.168.10.0/24", view_flag: 1, download_flag: 1, upload_flag: 1 }
+endpoint_services:                   # the VPC endpoint service(s) this proxy fronts (seed: accept/reject)
+  - id: 4189d3c2-8882-4871-a3c2-d380272eed88
+    approval_required: true
+    connections:
+      - { id: 705290f3-0d00-41f2-aedc-71f09844e879, marker_id: 422321321312321321,
+          domain_id: 6e9dfd51d1124e8d8498dce894923a0d, status: accepted,
+          created_at: "2022-04-14T09:35:47Z", updated_at: "2022-04-14T09:36:47Z", description: "" }
+"#;
+
+#[test]
+fn policy_spec_section_3_example_compiles_and_round_trips() {
+    let file = parse_policy(SPEC_EXAMPLE).unwrap();
+    let snap = Snapshot::compile(&file, &CompileOptions::default()).unwrap();
+    let want = Counts {
+        tenants: 1,
+        vpceps: 1,
+        ip_ranges: 4,
+        connections: 1,
+        projects: 1,
+    };
+    assert_eq!(snap.counts(), want);
+    assert_eq!(parse_policy(&render_policy(&file).unwrap()).unwrap(), file);
+}
+
+#[test]
+fn policy_without_rules_renders_as_empty_tenant_list() {
+    let file = parse_policy("tenants: []\n").unwrap();
+    assert_eq!(render_policy(&file).unwrap(), "tenants: []\n");
+}
+
+#[test]
+fn located_from_other_deserializers_has_value_and_no_position() {
+    use serde::Deserialize;
+    use serde::de::IntoDeserializer;
+    let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+        "vpce-1".into_deserializer();
+    let got = Located::<String>::deserialize(de).unwrap();
+    assert_eq!(got, "vpce-1");
+    assert_eq!(got.pos(), None);
+}
+
+#[test]
+fn snapshot_is_send_and_sync_for_arc_swap() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Snapshot>();
+    assert_send_sync::<PolicyFile>();
 }
