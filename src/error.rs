@@ -145,8 +145,8 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
-            // VG.000SSSNN: the three digits after the prefix are the HTTP status.
-            let status: u16 = code.as_str()[5..8].parse().unwrap();
+            // VG.000SSSNN: the three digits after "VG.000" are the HTTP status.
+            let status: u16 = code.as_str()[6..9].parse().unwrap();
             assert_eq!(status, code.status().as_u16(), "case {code:?}");
         }
     }
