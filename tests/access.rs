@@ -113,6 +113,20 @@ fn post(path: &str, tenant: &str) -> String {
     )
 }
 
+/// An upstream and a proxy with the default test config and [`POLICY`].
+async fn setup() -> (Upstream, TestProxy) {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
+    (up, proxy)
+}
+
+/// A PROXY v2 header from `ip` through the listed AWS endpoint.
+fn via_aws(proxy: &TestProxy, ip: &str) -> Vec<u8> {
+    V2Builder::proxy(src(ip), local(proxy.addr().port()))
+        .aws_vpce("vpce-0aws1")
+        .build()
+}
+
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -123,8 +137,7 @@ fn src(ip: &str) -> SocketAddr {
 
 #[tokio::test]
 async fn proxy_v2_cloud_tlvs_identify_the_endpoint() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
+    let (_up, proxy) = setup().await;
     let dst = local(proxy.addr().port());
     // (name, header, expected status, expected error code)
     let cases: Vec<(&str, Vec<u8>, u16, Option<&str>)> = vec![
@@ -215,8 +228,7 @@ async fn proxy_v2_cloud_tlvs_identify_the_endpoint() {
 
 #[tokio::test]
 async fn proxy_header_bad_crc_or_untrusted_peer_closes_connection() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
+    let (up, proxy) = setup().await;
     let dst = local(proxy.addr().port());
     let bad_crc = V2Builder::proxy(src("10.1.2.3"), dst)
         .crc32c(true)
@@ -260,8 +272,7 @@ async fn closed_after(addr: SocketAddr, bytes: &[u8]) -> bool {
 
 #[tokio::test]
 async fn proxy_v1_source_replaces_peer_and_local_keeps_socket() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
+    let (_up, proxy) = setup().await;
     let dst = local(proxy.addr().port());
     let got = exchange(
         proxy.addr(),
@@ -281,8 +292,7 @@ async fn proxy_v1_source_replaces_peer_and_local_keeps_socket() {
 
 #[tokio::test]
 async fn each_deny_reason_has_its_status_and_exact_body() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
+    let (_up, proxy) = setup().await;
     let dst = local(proxy.addr().port());
     let via_aws = |ip: &str| {
         V2Builder::proxy(src(ip), dst)
@@ -413,12 +423,8 @@ async fn trusted_proxy_headers_are_believed_right_to_left() {
 
 #[tokio::test]
 async fn keep_alive_connection_is_judged_per_request_and_after_reload() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
-    let dst = local(proxy.addr().port());
-    let hdr = V2Builder::proxy(src("10.1.2.3"), dst)
-        .aws_vpce("vpce-0aws1")
-        .build();
+    let (_up, proxy) = setup().await;
+    let hdr = via_aws(&proxy, "10.1.2.3");
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
     s.write_all(&hdr).await.unwrap();
     // Same connection: view allowed, upload denied, download allowed.
@@ -449,12 +455,9 @@ async fn keep_alive_connection_is_judged_per_request_and_after_reload() {
 
 #[tokio::test]
 async fn self_check_answers_for_the_callers_connection() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
+    let (_up, proxy) = setup().await;
     let dst = local(proxy.addr().port());
-    let hdr = V2Builder::proxy(src("10.1.2.3"), dst)
-        .aws_vpce("vpce-0aws1")
-        .build();
+    let hdr = via_aws(&proxy, "10.1.2.3");
     let got = exchange(
         proxy.addr(),
         &hdr,
