@@ -10,6 +10,7 @@ cargo build --release --quiet --bin vpcguard
 UP=$(free_port); PX=$(free_port); ADM=$(free_port)
 mkdir -p "$work/nginx/logs" "$work/www"
 truncate -s 1G "$work/www/big"
+chmod 755 "$work" "$work/www"; chmod 644 "$work/www/big"  # nginx workers run unprivileged
 cat > "$work/nginx/nginx.conf" <<NGX
 worker_processes 1;
 pid $work/nginx/nginx.pid;
@@ -40,7 +41,7 @@ VG=$!
 wait_port "$UP"; wait_port "$PX"
 echo "baseline VmHWM: $(awk '/VmHWM/ {print $2" "$3}' /proc/$VG/status)"
 t0=$(date +%s.%N)
-curl -sk --max-time 300 -o /dev/null -w 'download: %{size_download} bytes, %{speed_download} B/s\n' "https://127.0.0.1:$PX/big"
+curl -sk --max-time 300 -o /dev/null -w 'download: %{size_download} bytes, status %{http_code}\n' "https://127.0.0.1:$PX/big"
 t1=$(date +%s.%N)
 head -c 1073741824 /dev/zero | curl -sk --max-time 300 -o /dev/null -T - -w 'upload: %{size_upload} bytes, status %{http_code}\n' "https://127.0.0.1:$PX/upload"
 t2=$(date +%s.%N)
