@@ -3,8 +3,18 @@
 //! linear scan over the same entries as the baseline, and the parse + compile time of a
 //! 100,000-entry policy.
 //!
-//! Run: `cargo bench --bench decide` (release profile). Results on the 2-core workplace machine
-//! are recorded in the closing notes and BENCHMARKS.md, not asserted anywhere.
+//! Run: `cargo bench --bench decide` (release profile). Results are recorded here, never asserted.
+//!
+//! 2026-11-23, 2-core workplace VM, rustc 1.95, `-- --warm-up-time 1 --measurement-time 3`:
+//!
+//! | bench | 10 | 10,000 | 100,000 |
+//! |---|---|---|---|
+//! | `decide` (hash lookups + interval search) | 52 ns | 89 ns | 123 ns |
+//! | naive linear scan of the same entries | 15 ns | 25.0 µs | (not run) |
+//! | parse + compile of the policy file | | | 1.10 s |
+//!
+//! The lookup grows with log n (52 → 89 → 123 ns for 10× steps); the scan grows linearly. Parsing the
+//! 12 MB YAML dominates the 100k load time; compiling the tables is ~0.13 s of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;

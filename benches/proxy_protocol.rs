@@ -1,7 +1,10 @@
 //! PROXY header parse benchmarks: v1 TCP4, v2 IPv4 with an AWS VPC endpoint TLV, and v2 with
 //! CRC32c + unique id (HAProxy's `proxy-v2-options crc32c,unique-id`).
 //!
-//! Run: `cargo bench --bench proxy_protocol`. Results are recorded in the closing notes, not asserted.
+//! Run: `cargo bench --bench proxy_protocol`. Results are recorded here, never asserted.
+//!
+//! 2026-11-23, 2-core workplace VM: v1 TCP4 169 ns; v2 + AWS TLV 134 ns; v2 + CRC32c + unique id
+//! 233 ns (the CRC over the header dominates the difference).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
