@@ -59,7 +59,8 @@ pub async fn handle(
 /// Everything known about a request so far; on completion of the response body it writes the
 /// access log line and observes the duration histogram.
 pub(super) struct Done {
-    metrics: Metrics,
+    /// Only the histogram is needed at completion; cloning one handle, not every family.
+    duration: prometheus::Histogram,
     start: Instant,
     access_log: bool,
     request_id: HeaderValue,
@@ -87,7 +88,7 @@ impl Done {
             .cloned()
             .unwrap_or_else(headers::new_request_id);
         Self {
-            metrics: metrics.clone(),
+            duration: metrics.request_duration_seconds.clone(),
             start: Instant::now(),
             access_log,
             request_id,
@@ -118,7 +119,7 @@ impl Done {
 impl OnComplete for Done {
     fn complete(&mut self, bytes: u64, complete: bool) {
         let secs = self.start.elapsed().as_secs_f64();
-        self.metrics.request_duration_seconds.observe(secs);
+        self.duration.observe(secs);
         if !self.access_log {
             return;
         }
