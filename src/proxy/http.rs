@@ -181,7 +181,6 @@ async fn route(
             done.error = Some(e.reason());
             return deny(
                 shared,
-                cfg.policy.mode,
                 done,
                 ErrorCode::IpNotTrusted,
                 "bad_forwarding_header",
@@ -196,7 +195,6 @@ async fn route(
             done.error = Some(e.reason());
             return deny(
                 shared,
-                cfg.policy.mode,
                 done,
                 ErrorCode::VpcepNotAuthorized,
                 "bad_vpcep_header",
@@ -234,13 +232,7 @@ async fn route(
         Outcome::Allow => DecisionLabel::Allow,
         Outcome::Deny(reason) => {
             if cfg.policy.mode == Mode::Enforce {
-                return deny(
-                    shared,
-                    cfg.policy.mode,
-                    done,
-                    deny_code(reason),
-                    reason.as_label(),
-                );
+                return deny(shared, done, deny_code(reason), reason.as_label());
             }
             done.reason = reason.as_label();
             DecisionLabel::ReportDeny
@@ -299,7 +291,6 @@ pub fn deny_code(reason: policy::DenyReason) -> ErrorCode {
 
 fn deny(
     shared: &Shared,
-    _mode: Mode,
     done: &mut Done,
     code: ErrorCode,
     reason: &'static str,
