@@ -3,6 +3,7 @@
 //! [`App`] handle that reports the addresses and drives shutdown (SPEC §10).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -13,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::load::Loaded;
 use crate::metrics::Metrics;
 use crate::proxy::tls::{CertStore, server_config};
+use crate::reload::Writer;
 use crate::state::Shared;
+use crate::watch::WatchMode;
 
 /// The two listeners, bound by the caller.
 #[derive(Debug)]
@@ -36,6 +39,8 @@ pub struct App {
     pub data_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub shared: Arc<Shared>,
+    /// The one writer of published state: reloads (and admin mutations) go through it.
+    pub writer: Writer,
     stop: CancellationToken,
     data: JoinHandle<()>,
     admin: JoinHandle<()>,
@@ -53,8 +58,23 @@ pub enum StartError {
 }
 
 impl App {
-    /// Start serving on `listeners` with the first loaded generation.
-    pub fn start(loaded: Loaded, listeners: Listeners) -> Result<App, StartError> {
+    /// Start serving on `listeners` with the first generation, loaded from `config_path`, which is
+    /// watched per `VPCGUARD_WATCH` (see [`WatchMode::from_env`]).
+    pub fn start(
+        loaded: Loaded,
+        listeners: Listeners,
+        config_path: PathBuf,
+    ) -> Result<App, StartError> {
+        Self::start_with(loaded, listeners, config_path, WatchMode::from_env())
+    }
+
+    /// [`App::start`] with an explicit watch mode.
+    pub fn start_with(
+        loaded: Loaded,
+        listeners: Listeners,
+        config_path: PathBuf,
+        watch: WatchMode,
+    ) -> Result<App, StartError> {
         let data_addr = listeners.data.local_addr()?;
         let admin_addr = listeners.admin.local_addr()?;
         let registry = prometheus::Registry::new();
@@ -69,6 +89,8 @@ impl App {
             _ => (None, None),
         };
         let shared = Shared::new(loaded, certs, metrics, registry);
+        let writer = Writer::spawn(shared.clone(), config_path.clone());
+        crate::watch::spawn(shared.clone(), writer.clone(), config_path, watch);
         let stop = CancellationToken::new();
         let data = tokio::spawn(crate::proxy::listener::run(
             listeners.data,
@@ -82,6 +104,7 @@ impl App {
         let admin = tokio::spawn(crate::admin::serve(
             listeners.admin,
             shared.clone(),
+            writer.clone(),
             admin_stop.clone(),
         ));
         // The admin listener outlives the data plane's drain so /readyz can say 503 meanwhile.
@@ -94,6 +117,7 @@ impl App {
             data_addr,
             admin_addr,
             shared,
+            writer,
             stop,
             data,
             admin,

@@ -29,6 +29,8 @@ pub mod logging;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod signals;
 pub mod state;
 pub mod time;
+pub mod watch;

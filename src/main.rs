@@ -85,7 +85,7 @@ fn run(path: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let app = match vpcguard::app::App::start(loaded, listeners) {
+        let app = match vpcguard::app::App::start(loaded, listeners, path.to_path_buf()) {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
@@ -93,7 +93,7 @@ fn run(path: &Path) -> ExitCode {
             }
         };
         tracing::info!(data = %app.data_addr, admin = %app.admin_addr, "vpcguard listening");
-        vpcguard::signals::run_until_shutdown(&app, path).await;
+        vpcguard::signals::run_until_shutdown(&app).await;
         app.wait().await;
         tracing::info!("shutdown complete");
         ExitCode::SUCCESS

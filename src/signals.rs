@@ -1,16 +1,13 @@
-//! Process signals: SIGTERM/SIGINT start the graceful shutdown (SPEC §10); SIGHUP reloads the
-//! config, policy and TLS files through the same load path as startup (SPEC §8), keeping the
-//! current generation when the new files are invalid.
-
-use std::path::Path;
+//! Process signals: SIGTERM/SIGINT start the graceful shutdown (SPEC §10); SIGHUP asks the writer
+//! (`reload.rs`) to reload the config, policy and TLS files (SPEC §8).
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app::App;
-use crate::metrics::ReloadFile;
+use crate::reload::Trigger;
 
 /// Serve signals until SIGTERM or SIGINT, then begin the shutdown and return.
-pub async fn run_until_shutdown(app: &App, config_path: &Path) {
+pub async fn run_until_shutdown(app: &App) {
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -24,40 +21,13 @@ pub async fn run_until_shutdown(app: &App, config_path: &Path) {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(app, config_path),
+            _ = hup.recv() => {
+                // Not awaited, so a SIGTERM is never held up by a slow load; the writer logs
+                // and counts the outcome.
+                app.writer.request_reload(Trigger::Signal);
+            }
         }
     }
     tracing::info!("shutdown signal received: readiness off, draining");
     app.shutdown();
-}
-
-/// Load everything anew and publish it, or keep the current generation and count the failure.
-pub fn reload(app: &App, config_path: &Path) {
-    let m = &app.shared.metrics;
-    match crate::config::load(config_path) {
-        Ok(loaded) => {
-            let generation = app.shared.publish(loaded);
-            for f in [ReloadFile::Config, ReloadFile::Policy] {
-                m.config_reloads_total
-                    .with_label_values(&[f.as_str(), "success"])
-                    .inc();
-            }
-            m.config_last_reload_successful.set(1);
-            m.config_last_reload_success_timestamp_seconds
-                .set(crate::time::unix_now() as i64);
-            tracing::info!(generation, "reloaded");
-        }
-        Err(e) => {
-            let file = match e {
-                crate::config::ConfigError::Policy { .. } => ReloadFile::Policy,
-                crate::config::ConfigError::Tls { .. } => ReloadFile::Tls,
-                _ => ReloadFile::Config,
-            };
-            m.config_reloads_total
-                .with_label_values(&[file.as_str(), "failure"])
-                .inc();
-            m.config_last_reload_successful.set(0);
-            tracing::error!(error = %e, "reload failed; keeping the current rules");
-        }
-    }
 }

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::config::load::Loaded;
+use crate::config::load::{Fingerprint, Loaded};
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
 use crate::proxy::forward::Forwarder;
@@ -29,6 +29,26 @@ pub struct Current {
     pub policy: Arc<Snapshot>,
     pub policy_sha256: String,
     pub forwarder: Forwarder,
+    /// The files this generation was loaded from (the watcher compares against it).
+    pub fingerprint: Fingerprint,
+    /// The served certificate was generated in memory (a reload keeps it rather than make another).
+    pub tls_self_signed: bool,
+}
+
+/// The outcome of the last reload attempt, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LastReload {
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// `watch`, `signal`, `admin` or `api`.
+    pub trigger: &'static str,
+    /// `success`, `unchanged` or `failure`.
+    pub result: &'static str,
+    /// The generation in force afterwards.
+    pub generation: u64,
+    /// `file:line:column: message` on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A marker seen on a service with `approval_required` and no matching connection.
@@ -51,6 +71,9 @@ pub struct Shared {
     pub registry: prometheus::Registry,
     draining: AtomicBool,
     pending: Mutex<BTreeMap<(String, u64), PendingSeen>>,
+    last_reload: Mutex<Option<LastReload>>,
+    /// Counts reload attempts that ended (published, failed, or asked for explicitly).
+    attempts_tx: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -73,6 +96,8 @@ impl Shared {
             registry,
             draining: AtomicBool::new(false),
             pending: Mutex::new(BTreeMap::new()),
+            last_reload: Mutex::new(None),
+            attempts_tx: watch::channel(0).0,
         })
     }
 
@@ -81,9 +106,15 @@ impl Shared {
         self.current.load_full()
     }
 
-    /// Publish a newly loaded generation (the reload task is the only caller).
-    pub fn publish(&self, loaded: Loaded) -> u64 {
-        let generation = self.current.load().generation + 1;
+    /// Publish a newly loaded generation (the writer task in `reload` is the only caller). A
+    /// self-signed certificate already being served is kept rather than replaced by a fresh one.
+    pub fn publish(&self, mut loaded: Loaded) -> u64 {
+        let old = self.current.load();
+        let generation = old.generation + 1;
+        if loaded.tls_self_signed && old.tls_self_signed {
+            loaded.tls = None;
+        }
+        drop(old);
         let tls = loaded.tls.clone();
         let current = current_from(loaded, generation);
         set_entry_gauges(&self.metrics, &current.policy);
@@ -94,6 +125,24 @@ impl Shared {
         self.metrics.policy_generation.set(generation as i64);
         self.generation_tx.send_replace(generation);
         generation
+    }
+
+    /// Record the outcome of a reload attempt.
+    pub fn set_last_reload(&self, r: LastReload) {
+        if let Ok(mut g) = self.last_reload.lock() {
+            *g = Some(r);
+        }
+        self.attempts_tx.send_modify(|n| *n += 1);
+    }
+
+    /// Watch the number of finished reload attempts (tests wait on it to see a failure land).
+    pub fn subscribe_attempts(&self) -> watch::Receiver<u64> {
+        self.attempts_tx.subscribe()
+    }
+
+    /// The outcome of the last reload attempt, if any.
+    pub fn last_reload(&self) -> Option<LastReload> {
+        self.last_reload.lock().ok().and_then(|g| g.clone())
     }
 
     /// Watch the generation number (tests and the admin API wait on it).
@@ -149,6 +198,8 @@ fn current_from(loaded: Loaded, generation: u64) -> Current {
         policy: loaded.policy,
         policy_sha256: loaded.policy_sha256,
         forwarder,
+        fingerprint: loaded.fingerprint,
+        tls_self_signed: loaded.tls_self_signed,
     }
 }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use common::upstream::Upstream;
-use common::{TestProxy, error_code, within};
+use common::{TestProxy, error_code, read_response, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vpcguard::proxy::pp_builder::{V2Builder, v1};
@@ -57,7 +57,8 @@ vpcep:
     - {{ kind: custom, type: 0xE2, encoding: u64_le, yields: marker }}
 tenant:
   - {{ header: "x-domain-id" }}
-{extra}"#
+{}{extra}"#,
+        common::admin_block(extra)
     )
 }
 
@@ -75,34 +76,6 @@ async fn exchange(addr: SocketAddr, prefix: &[u8], requests: &[String]) -> Vec<(
 }
 
 /// Read one response with a Content-Length body.
-async fn read_response(s: &mut TcpStream) -> (u16, String) {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        let n = s.read(&mut byte).await.unwrap();
-        assert_eq!(
-            n,
-            1,
-            "connection closed; got {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
-    let status: u16 = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.unwrap();
-    (status, String::from_utf8(body).unwrap())
-}
-
 fn get(path: &str, tenant: &str, extra: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: svc\r\nX-Domain-Id: {tenant}\r\n{extra}\r\n")
 }
@@ -445,7 +418,12 @@ async fn keep_alive_connection_is_judged_per_request_and_after_reload() {
     let tmp = proxy.path("policy.yaml.tmp");
     std::fs::write(&tmp, &policy).unwrap();
     std::fs::rename(&tmp, proxy.path("policy.yaml")).unwrap();
-    vpcguard::signals::reload(&proxy.app, &proxy.path("vpcguard.yaml"));
+    // The watcher may get there first; either way exactly one generation follows.
+    let _ = proxy
+        .app
+        .writer
+        .reload(vpcguard::reload::Trigger::Signal)
+        .await;
     assert_eq!(proxy.app.shared.current().generation, 2);
     s.write_all(get("/a", A, "").as_bytes()).await.unwrap();
     let (status, body) = within(10, read_response(&mut s)).await;

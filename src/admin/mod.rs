@@ -5,25 +5,33 @@
 //! | `GET /metrics` | none | Prometheus text of the private registry |
 //! | `GET /healthz` | none | 200 while the process serves |
 //! | `GET /readyz` | none | 200 when rules are loaded, 503 while draining |
-//! | `GET /status` | none | version, uptime, generation, sha256s, entry counts |
+//! | `GET /status` | read | version, uptime, generation, sha256s, last reload, entry counts |
+//! | `POST /-/reload` | write | reload now: 200 with the generation, or 400 with the error |
+//!
+//! Every request passes [`guard`]: authentication (`auth.rs`) and `admin_requests_total`.
+
+pub mod auth;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::reload::{Outcome, Trigger, Writer};
 use crate::state::Shared;
 
 /// What handlers see.
 #[derive(Clone, Debug)]
 pub struct AdminState {
     pub shared: Arc<Shared>,
+    pub writer: Writer,
     pub started: Instant,
 }
 
@@ -34,13 +42,21 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/-/reload", post(reload))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
 /// Serve the admin API on `listener` until `stop` fires.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    writer: Writer,
+    stop: CancellationToken,
+) {
     let app = router(AdminState {
         shared,
+        writer,
         started: Instant::now(),
     });
     let result = axum::serve(listener, app)
@@ -48,6 +64,123 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Cancellatio
         .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+/// Authenticate, run the handler, count the request by route and status.
+async fn guard(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let route = route_label(req.uri().path());
+    let need = auth::need(req.method(), req.uri().path());
+    let presented = req
+        .headers()
+        .get("x-auth-token")
+        .map(|v| v.as_bytes().to_vec());
+    let cur = st.shared.current();
+    let verdict = auth::authorize(&cur.config.admin.tokens, presented.as_deref(), need);
+    drop(cur);
+    let resp = match verdict {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            let shape = ErrorShape::for_path(req.uri().path());
+            api_error(
+                shape,
+                StatusCode::UNAUTHORIZED,
+                "UC.00010002",
+                &e.to_string(),
+            )
+        }
+    };
+    st.shared
+        .metrics
+        .admin_requests_total
+        .with_label_values(&[route, status_label(resp.status())])
+        .inc();
+    resp
+}
+
+/// The `route` label: a closed set, never the raw path.
+pub fn route_label(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["metrics"] => "metrics",
+        ["healthz"] => "healthz",
+        ["readyz"] => "readyz",
+        ["status"] => "status",
+        ["-", "reload"] => "reload",
+        ["v2", "vpceps"] => "vpceps",
+        ["v2", "vpceps", "settings"] => "vpceps_settings",
+        ["v1", "vpcep-authorization"] => "vpcep_authorization",
+        ["v1", _, "vpc-endpoint-services", _, "connections"] => "connections",
+        ["v1", _, "vpc-endpoint-services", _, "connections", "action"] => "connections_action",
+        ["v4", "tenant", "trusted-ip-addresses", ..] => "trusted_ip_addresses",
+        ["v1", "job", "project", "permission"] => "project_permission",
+        _ => "other",
+    }
+}
+
+/// The `status` label: the code for the ones the API answers, `other` for anything else.
+pub fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+/// The error body shapes of the seed APIs (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"error_code": …, "error_msg": …}` (CodeArts APIs, and vpcguard's own routes).
+    Flat,
+    /// `{"error": {"code": …, "message": …}}` (the VPC endpoint service API).
+    Nested,
+}
+
+impl ErrorShape {
+    /// The shape the API at `path` uses.
+    pub fn for_path(path: &str) -> ErrorShape {
+        if path.contains("/vpc-endpoint-services/") {
+            ErrorShape::Nested
+        } else {
+            ErrorShape::Flat
+        }
+    }
+}
+
+/// An error response in `shape`.
+pub fn api_error(shape: ErrorShape, status: StatusCode, code: &str, msg: &str) -> Response {
+    let body = match shape {
+        ErrorShape::Flat => serde_json::json!({"error_code": code, "error_msg": msg}),
+        ErrorShape::Nested => serde_json::json!({"error": {"code": code, "message": msg}}),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn reload(State(st): State<AdminState>) -> Response {
+    match st.writer.reload(Trigger::Admin).await {
+        Outcome::Published { generation } => axum::Json(
+            serde_json::json!({"status": "ok", "result": "reloaded", "generation": generation}),
+        )
+        .into_response(),
+        Outcome::Unchanged { generation } => axum::Json(
+            serde_json::json!({"status": "ok", "result": "unchanged", "generation": generation}),
+        )
+        .into_response(),
+        Outcome::Failed { error } => api_error(
+            ErrorShape::Flat,
+            StatusCode::BAD_REQUEST,
+            "UC.00011002",
+            &error,
+        ),
     }
 }
 
@@ -79,6 +212,7 @@ async fn status(State(st): State<AdminState>) -> impl IntoResponse {
         "config_sha256": cur.config_sha256,
         "policy_sha256": cur.policy_sha256,
         "draining": st.shared.is_draining(),
+        "last_reload": st.shared.last_reload(),
         "entries": {
             "tenant": c.tenants, "vpcep": c.vpceps, "ip_range": c.ip_ranges,
             "connection": c.connections, "project": c.projects,

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::{Config, Invalid};
 use super::raw;
+use crate::metrics::ReloadFile;
 use crate::policy::{self, CompileOptions, Snapshot};
 
 /// Why a config could not be loaded. `Display` is `file:line:column: message` whenever a position is
@@ -101,6 +102,65 @@ pub struct Loaded {
     pub tls: Option<Arc<rustls::sign::CertifiedKey>>,
     /// True when no certificate files existed and a self-signed one was generated.
     pub tls_self_signed: bool,
+    /// What was read, so a file watcher can tell a real change from noise.
+    pub fingerprint: Fingerprint,
+}
+
+/// The sha256 of each file a load reads (`None` when it is missing): the config, the policy, and
+/// the certificate and key. Two loads with equal fingerprints read the same bytes, so the watcher
+/// skips events that changed nothing (an editor's backup file, a no-op `touch`, our own writes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub config: Option<[u8; 32]>,
+    pub policy: Option<[u8; 32]>,
+    pub tls: Option<([u8; 32], [u8; 32])>,
+}
+
+impl Fingerprint {
+    /// Hash the files `config` (read from `config_path`) names, as they are on disk now.
+    pub fn read(config_path: &Path, config: &Config) -> Fingerprint {
+        Fingerprint {
+            config: hash_file(config_path),
+            policy: hash_file(&config.policy.path),
+            tls: config.listen.tls.as_ref().and_then(tls_hashes),
+        }
+    }
+
+    /// Which files differ between `self` and `other`.
+    pub fn changed(&self, other: &Fingerprint) -> Vec<ReloadFile> {
+        let mut out = Vec::new();
+        if self.config != other.config {
+            out.push(ReloadFile::Config);
+        }
+        if self.policy != other.policy {
+            out.push(ReloadFile::Policy);
+        }
+        if self.tls != other.tls {
+            out.push(ReloadFile::Tls);
+        }
+        out
+    }
+}
+
+fn hash_file(path: &Path) -> Option<[u8; 32]> {
+    std::fs::read(path).ok().map(|b| Sha256::digest(&b).into())
+}
+
+fn tls_hashes(files: &super::model::TlsFiles) -> Option<([u8; 32], [u8; 32])> {
+    Some((hash_file(&files.cert)?, hash_file(&files.key)?))
+}
+
+impl ConfigError {
+    /// The file this error is about, for `config_reloads_total{file}`; `config` is the *current*
+    /// config, used to tell a missing policy file from a missing config file.
+    pub fn source_file(&self, config: &Config) -> ReloadFile {
+        match self {
+            ConfigError::Policy { .. } => ReloadFile::Policy,
+            ConfigError::Tls { .. } => ReloadFile::Tls,
+            ConfigError::Read { path, .. } if *path == config.policy.path => ReloadFile::Policy,
+            _ => ReloadFile::Config,
+        }
+    }
 }
 
 /// Read and validate the config at `path`, then its policy file and TLS files.
@@ -109,6 +169,15 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let config = parse(&text, path)?;
     let config_sha256 = sha256_hex(text.as_bytes());
     let (policy, policy_sha256) = load_policy(&config)?;
+    // Hash the TLS files *before* loading them: if they change in between, the stored fingerprint
+    // is the older one and the next watch event still sees a difference.
+    let fingerprint = Fingerprint {
+        config: Some(Sha256::digest(text.as_bytes()).into()),
+        policy: hex::decode(&policy_sha256)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok()),
+        tls: config.listen.tls.as_ref().and_then(tls_hashes),
+    };
     let (tls, tls_self_signed) = match &config.listen.tls {
         None => (None, false),
         Some(files) => {
@@ -124,6 +193,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         policy_sha256,
         tls,
         tls_self_signed,
+        fingerprint,
     })
 }
 

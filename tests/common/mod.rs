@@ -22,6 +22,23 @@ pub struct Pki {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    ca_params: rcgen::CertificateParams,
+    ca_key_pem: String,
+}
+
+impl Pki {
+    /// Another `localhost` leaf from the same CA, with `serial`: (cert PEM, key PEM, cert DER).
+    pub fn leaf(&self, serial: u64) -> (String, String, Vec<u8>) {
+        let ca_key = rcgen::KeyPair::from_pem(&self.ca_key_pem).unwrap();
+        let issuer = rcgen::Issuer::new(self.ca_params.clone(), ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
 }
 
 /// Generate a CA and a leaf for `localhost` / 127.0.0.1.
@@ -34,7 +51,8 @@ pub fn pki() -> Pki {
         .distinguished_name
         .push(rcgen::DnType::CommonName, "vpcguard test CA");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let ca_key_pem = ca_key.serialize_pem();
+    let issuer = rcgen::Issuer::new(ca_params.clone(), ca_key);
     let leaf_key = KeyPair::generate().unwrap();
     let leaf_params =
         CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
@@ -43,6 +61,8 @@ pub fn pki() -> Pki {
         ca_pem: ca_cert.pem(),
         cert_pem: leaf.pem(),
         key_pem: leaf_key.serialize_pem(),
+        ca_params,
+        ca_key_pem,
     }
 }
 
@@ -64,6 +84,17 @@ impl TestProxy {
     /// 127.0.0.1:0) and `policy` written to `policy.yaml` beside it. `tls` writes a generated
     /// certificate pair to `tls/cert.pem` and `tls/key.pem`.
     pub async fn start(config: &str, policy: &str, tls: bool) -> TestProxy {
+        Self::start_with(config, policy, tls, |_| {}).await
+    }
+
+    /// [`TestProxy::start`], calling `prepare` on the directory after the files are written and
+    /// before they are loaded.
+    pub async fn start_with(
+        config: &str,
+        policy: &str,
+        tls: bool,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> TestProxy {
         install_provider();
         let dir = tempfile::tempdir().unwrap();
         let pki = tls.then(pki);
@@ -75,12 +106,13 @@ impl TestProxy {
         let cfg_path = dir.path().join("vpcguard.yaml");
         std::fs::write(&cfg_path, config).unwrap();
         std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+        prepare(dir.path());
         let loaded = vpcguard::config::load(&cfg_path).unwrap();
         let listeners = Listeners {
             data: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
-        let app = App::start(loaded, listeners).unwrap();
+        let app = App::start(loaded, listeners, cfg_path).unwrap();
         TestProxy { app, dir, pki }
     }
 
@@ -125,23 +157,76 @@ impl TestProxy {
         b.build().unwrap()
     }
 
-    /// GET an admin path, returning status and body.
+    /// GET an admin path with the read token, returning status and body.
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        self.admin(reqwest::Method::GET, path, Some(READ_TOKEN), None)
+            .await
+    }
+
+    /// Call the admin API: `method path` with `token` (if any) and a JSON `body` (if any).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String) {
         let url = format!("http://{}{}", self.app.admin_addr, path);
-        let r = reqwest::Client::new().get(url).send().await.unwrap();
+        let mut req = reqwest::Client::new().request(method, url);
+        if let Some(t) = token {
+            req = req.header("X-Auth-Token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
+
+    /// Wait (bounded) until the published generation is at least `generation`; returns it.
+    pub async fn wait_generation(&self, generation: u64) -> u64 {
+        let mut rx = self.app.shared.subscribe();
+        within(30, rx.wait_for(|g| *g >= generation))
+            .await
+            .map(|g| *g)
+            .unwrap()
+    }
+}
+
+/// The admin token with the `write` role in every harness config.
+pub const WRITE_TOKEN: &str = "test-write-token";
+/// The admin token with the `read` role in every harness config.
+pub const READ_TOKEN: &str = "test-read-token";
+
+/// The `admin:` block with [`WRITE_TOKEN`] and [`READ_TOKEN`], unless `extra` has its own.
+pub fn admin_block(extra: &str) -> String {
+    if extra.contains("admin:") {
+        return String::new();
+    }
+    let h = |t: &str| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(t.as_bytes()))
+    };
+    format!(
+        "admin:\n  tokens:\n    - {{ name: w, hash: \"sha256:{}\", role: write }}\n    - {{ name: r, hash: \"sha256:{}\", role: read }}\n",
+        h(WRITE_TOKEN),
+        h(READ_TOKEN)
+    )
 }
 
 /// The minimal config pointing at `upstream`, plain HTTP, with `extra` YAML appended.
 pub fn config_plain(upstream: SocketAddr, extra: &str) -> String {
-    format!("upstream:\n  url: \"http://{upstream}\"\n{extra}")
+    format!(
+        "upstream:\n  url: \"http://{upstream}\"\n{}{extra}",
+        admin_block(extra)
+    )
 }
 
 /// The minimal config pointing at `upstream`, with TLS from `tls/`, and `extra` YAML appended.
 pub fn config_tls(upstream: SocketAddr, extra: &str) -> String {
     format!(
-        "listen:\n  tls: {{ cert: tls/cert.pem, key: tls/key.pem }}\nupstream:\n  url: \"http://{upstream}\"\n{extra}"
+        "listen:\n  tls: {{ cert: tls/cert.pem, key: tls/key.pem }}\nupstream:\n  url: \"http://{upstream}\"\n{}{extra}",
+        admin_block(extra)
     )
 }
 
@@ -156,4 +241,34 @@ pub async fn within<F: std::future::Future>(secs: u64, f: F) -> F::Output {
 pub fn error_code(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     v["error_code"].as_str().unwrap().to_owned()
+}
+
+/// Read one HTTP/1.1 response with a `Content-Length` body from a raw connection.
+pub async fn read_response(s: &mut tokio::net::TcpStream) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).await.unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed; got {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status: u16 = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    (status, String::from_utf8(body).unwrap())
 }
