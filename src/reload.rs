@@ -3,20 +3,31 @@
 //! other and a half-built generation is never visible: loading, validating and compiling run on a
 //! blocking thread, off the request path, and only a complete [`Loaded`] is swapped in.
 //!
+//! Admin API mutations and newly seen pending markers are commands on the same queue: each one
+//! re-reads the policy file (so an operator's hand edit is the base, never overwritten), applies
+//! the change, validates the whole result, writes it atomically (temp file, fsync, rename, fsync
+//! the directory) and only then publishes — so concurrent mutations serialize, none is lost, and
+//! an answer of success means the change is on disk and enforced.
+//!
 //! An invalid version changes nothing: it is logged as `file:line:column: message`, counted in
 //! `config_reloads_total{result="failure"}` and reported to whoever asked. A version whose files
 //! hash the same as the one in force is not published again (the watcher sees many events per
 //! save); an explicit reload of unchanged files answers `unchanged`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::admin::error::{ApiError, ErrorKind};
 use crate::config::Config;
-use crate::config::load::{ConfigError, Fingerprint, Loaded};
+use crate::config::load::{ConfigError, Fingerprint, Loaded, sha256_hex};
 use crate::metrics::ReloadFile;
-use crate::state::{LastReload, Shared};
+use crate::policy::{
+    CompileOptions, Connection, ConnectionStatus, Located, PolicyError, PolicyFile, Snapshot,
+    parse_policy, render_policy,
+};
+use crate::state::{LastReload, PendingSeen, Shared};
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +38,8 @@ pub enum Trigger {
     Signal,
     /// `POST /-/reload`.
     Admin,
+    /// A policy change through the admin API (or a pending marker being recorded).
+    Api,
 }
 
 impl Trigger {
@@ -35,6 +48,7 @@ impl Trigger {
             Trigger::Watch => "watch",
             Trigger::Signal => "signal",
             Trigger::Admin => "admin",
+            Trigger::Api => "api",
         }
     }
 }
@@ -50,10 +64,17 @@ pub enum Outcome {
     Failed { error: String },
 }
 
+/// A change to the policy file, applied by the writer to the freshest version of it.
+pub type Mutation = Box<dyn FnOnce(&mut PolicyFile) -> Result<(), ApiError> + Send>;
+
 enum Command {
     Reload {
         trigger: Trigger,
         reply: Option<oneshot::Sender<Outcome>>,
+    },
+    Mutate {
+        apply: Mutation,
+        reply: oneshot::Sender<Result<u64, ApiError>>,
     },
 }
 
@@ -67,6 +88,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Reload { trigger, .. } => write!(f, "Reload({trigger:?})"),
+            Command::Mutate { .. } => write!(f, "Mutate"),
         }
     }
 }
@@ -78,8 +100,12 @@ impl Writer {
     /// Start the writer task for the config at `config_path`.
     pub fn spawn(shared: Arc<Shared>, config_path: PathBuf) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = Writer { tx };
+        if let Some(pending) = shared.take_pending_queue() {
+            tokio::spawn(persist_pending(pending, shared.clone(), writer.clone()));
+        }
         tokio::spawn(run(rx, shared, config_path));
-        Writer { tx }
+        writer
     }
 
     /// Reload now and wait for the outcome.
@@ -97,6 +123,32 @@ impl Writer {
         rx.await.unwrap_or(Outcome::Failed {
             error: "the reload task has stopped".to_owned(),
         })
+    }
+
+    /// Apply `f` to the policy file, validate, persist atomically, publish; `Ok` means the change
+    /// is on disk and enforced. `f` sees the file as it is on disk now (hand edits included).
+    pub async fn mutate<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut PolicyFile) -> Result<R, ApiError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let slot = Arc::new(Mutex::new(None));
+        let out = slot.clone();
+        let apply: Mutation = Box::new(move |file| {
+            let r = f(file)?;
+            if let Ok(mut g) = out.lock() {
+                *g = Some(r);
+            }
+            Ok(())
+        });
+        let (reply, rx) = oneshot::channel();
+        let stopped = || ApiError::internal("the policy writer has stopped");
+        self.tx
+            .send(Command::Mutate { apply, reply })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())??;
+        let r = slot.lock().ok().and_then(|mut g| g.take());
+        r.ok_or_else(stopped)
     }
 
     /// Ask for a reload without waiting (the watcher). A full queue already holds a reload that
@@ -131,11 +183,38 @@ async fn run(mut rx: mpsc::Receiver<Command>, shared: Arc<Shared>, config_path: 
                     let _ = reply.send(outcome);
                 }
             }
+            Command::Mutate { apply, reply } => {
+                let _ = reply.send(task.mutate(apply).await);
+            }
         }
     }
 }
 
 impl Task {
+    async fn mutate(&mut self, apply: Mutation) -> Result<u64, ApiError> {
+        let cur = self.shared.current();
+        let (config, snapshot, sha) = (
+            cur.config.clone(),
+            cur.policy.clone(),
+            cur.policy_sha256.clone(),
+        );
+        drop(cur);
+        let written = blocking(move || write_mutation(&config, &snapshot, &sha, apply))
+            .await
+            .unwrap_or_else(|| Err(ApiError::internal("the policy writer panicked")))?;
+        let generation = self.shared.publish_policy(written.snapshot, written.sha256);
+        let m = &self.shared.metrics;
+        m.config_reloads_total
+            .with_label_values(&[ReloadFile::Policy.as_str(), "success"])
+            .inc();
+        tracing::info!(
+            generation,
+            "policy changed through the admin API and written"
+        );
+        self.record(Trigger::Api, "success", generation, None);
+        Ok(generation)
+    }
+
     async fn reload(&mut self, trigger: Trigger) -> Outcome {
         let cur = self.shared.current();
         let path = self.config_path.clone();
@@ -245,6 +324,150 @@ impl Task {
             generation,
             error,
         });
+    }
+}
+
+/// What a mutation wrote.
+struct Written {
+    snapshot: Snapshot,
+    sha256: String,
+}
+
+/// Read the policy file, apply `apply`, validate, write atomically. Blocking.
+fn write_mutation(
+    config: &Config,
+    current: &Snapshot,
+    current_sha: &str,
+    apply: Mutation,
+) -> Result<Written, ApiError> {
+    let path = &config.policy.path;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ApiError::conflict(format!(
+            "cannot read the policy file {}: {e}; not overwriting it",
+            path.display()
+        ))
+    })?;
+    let opts = compile_options(config);
+    let mut file = if sha256_hex(text.as_bytes()) == current_sha {
+        current.file().clone()
+    } else {
+        // Edited by hand since it was loaded: that version is the base, if it is valid.
+        let changed = |e: PolicyError| {
+            ApiError::conflict(format!(
+                "the policy file was edited and is not valid; fix it first: {}",
+                e.render(&path.display().to_string())
+            ))
+        };
+        let file = parse_policy(&text).map_err(changed)?;
+        Snapshot::compile(&file, &opts).map_err(changed)?;
+        file
+    };
+    apply(&mut file)?;
+    let snapshot = Snapshot::compile(&file, &opts).map_err(|e| {
+        let kind = match e {
+            PolicyError::TooManyEndpoints { .. } => ErrorKind::Quota,
+            PolicyError::DuplicateId { .. } => ErrorKind::Conflict,
+            PolicyError::Render(_) => ErrorKind::Internal,
+            _ => ErrorKind::BadParam,
+        };
+        ApiError::new(kind, e.to_string())
+    })?;
+    let rendered = render_policy(&file)
+        .map_err(|e| ApiError::internal(format!("cannot render the policy: {e}")))?;
+    write_atomically(path, rendered.as_bytes())
+        .map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Written {
+        snapshot,
+        sha256: sha256_hex(rendered.as_bytes()),
+    })
+}
+
+/// The options a policy is compiled under.
+pub fn compile_options(config: &Config) -> CompileOptions {
+    CompileOptions {
+        unknown_tenant_allow: config.policy.unknown_tenant_allow,
+        max_vpceps_per_tenant: config.limits.max_vpceps_per_tenant,
+    }
+}
+
+/// Replace `path` with `bytes` so that a reader (or a crash) sees the old file or the new one,
+/// never a mix: write a temporary file in the same directory, fsync it, rename it over, fsync the
+/// directory. A symlinked path is resolved first, so the link survives.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = match real.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(&real) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &real)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The connection id a marker seen without one is recorded under (SPEC §3 makes a connection's
+/// `id` its VPC endpoint id, which a bare marker does not carry).
+pub fn pending_connection_id(marker_id: u64) -> String {
+    format!("marker-{marker_id}")
+}
+
+/// Persist newly seen pending markers, one mutation each, through the writer.
+async fn persist_pending(mut rx: mpsc::Receiver<PendingSeen>, shared: Arc<Shared>, writer: Writer) {
+    while let Some(seen) = rx.recv().await {
+        let PendingSeen {
+            service_id,
+            marker_id,
+            first_seen,
+        } = seen.clone();
+        let result = writer
+            .mutate(move |file| {
+                let Some(svc) = file
+                    .endpoint_services
+                    .iter_mut()
+                    .find(|s| *s.id.get() == service_id)
+                else {
+                    return Ok(());
+                };
+                if svc
+                    .connections
+                    .iter()
+                    .any(|c| *c.marker_id.get() == marker_id)
+                {
+                    return Ok(());
+                }
+                svc.connections.push(Connection {
+                    id: Located::new(pending_connection_id(marker_id)),
+                    marker_id: Located::new(marker_id),
+                    domain_id: None,
+                    status: Located::new(ConnectionStatus::PendingAcceptance.as_str().to_owned()),
+                    created_at: Some(first_seen.clone()),
+                    updated_at: Some(first_seen),
+                    description: None,
+                });
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, service_id = seen.service_id, marker_id = seen.marker_id, "cannot persist the pending connection");
+        }
+        shared.forget_pending(&seen.service_id, seen.marker_id);
     }
 }
 

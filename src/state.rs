@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::config::load::{Fingerprint, Loaded};
@@ -74,7 +74,13 @@ pub struct Shared {
     last_reload: Mutex<Option<LastReload>>,
     /// Counts reload attempts that ended (published, failed, or asked for explicitly).
     attempts_tx: watch::Sender<u64>,
+    /// Newly seen pending markers, to be persisted by the writer.
+    pending_tx: mpsc::Sender<PendingSeen>,
+    pending_rx: Mutex<Option<mpsc::Receiver<PendingSeen>>>,
 }
+
+/// Pending markers waiting to be written beyond this are retried at their next request.
+const PENDING_QUEUE: usize = 1024;
 
 impl Shared {
     /// State for a first successful load (generation 1).
@@ -88,6 +94,7 @@ impl Shared {
         metrics.policy_generation.set(1);
         set_entry_gauges(&metrics, &current.policy);
         let (generation_tx, _) = watch::channel(1);
+        let (pending_tx, pending_rx) = mpsc::channel(PENDING_QUEUE);
         Arc::new(Self {
             current: ArcSwap::from_pointee(current),
             generation_tx,
@@ -98,6 +105,8 @@ impl Shared {
             pending: Mutex::new(BTreeMap::new()),
             last_reload: Mutex::new(None),
             attempts_tx: watch::channel(0).0,
+            pending_tx,
+            pending_rx: Mutex::new(Some(pending_rx)),
         })
     }
 
@@ -160,7 +169,8 @@ impl Shared {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Record an unknown marker as pending (first sighting wins). Returns true if it was new.
+    /// Record an unknown marker as pending (first sighting wins) and queue it for the writer,
+    /// which persists it in the policy file (SPEC §4 step 1). Returns true if it was new.
     pub fn record_pending(&self, service_id: &str, marker_id: u64, now: String) -> bool {
         let Ok(mut map) = self.pending.lock() else {
             return false;
@@ -169,15 +179,56 @@ impl Shared {
         if map.contains_key(&key) {
             return false;
         }
-        map.insert(
-            key,
-            PendingSeen {
-                service_id: service_id.to_owned(),
-                marker_id,
-                first_seen: now,
-            },
-        );
+        let seen = PendingSeen {
+            service_id: service_id.to_owned(),
+            marker_id,
+            first_seen: now,
+        };
+        if self.pending_tx.try_send(seen.clone()).is_err() {
+            // The writer is behind: forget it so the next request through the marker retries.
+            return false;
+        }
+        map.insert(key, seen);
         true
+    }
+
+    /// Drop a marker from the in-memory set once it is persisted (or could not be).
+    pub fn forget_pending(&self, service_id: &str, marker_id: u64) {
+        if let Ok(mut map) = self.pending.lock() {
+            map.remove(&(service_id.to_owned(), marker_id));
+        }
+    }
+
+    /// The receiving end of the pending-marker queue (the writer takes it once).
+    pub fn take_pending_queue(&self) -> Option<mpsc::Receiver<PendingSeen>> {
+        self.pending_rx.lock().ok().and_then(|mut g| g.take())
+    }
+
+    /// Publish a new policy under the config in force (the writer, after an admin write). The
+    /// fingerprint is the current one with the policy hash replaced, so the watcher does not
+    /// reload the file we just wrote.
+    pub fn publish_policy(&self, policy: Snapshot, policy_sha256: String) -> u64 {
+        let old = self.current.load_full();
+        let generation = old.generation + 1;
+        let mut fingerprint = old.fingerprint.clone();
+        fingerprint.policy = hex::decode(&policy_sha256)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok());
+        let current = Current {
+            generation,
+            config: old.config.clone(),
+            config_sha256: old.config_sha256.clone(),
+            policy: Arc::new(policy),
+            policy_sha256,
+            forwarder: old.forwarder.clone(),
+            fingerprint,
+            tls_self_signed: old.tls_self_signed,
+        };
+        set_entry_gauges(&self.metrics, &current.policy);
+        self.current.store(Arc::new(current));
+        self.metrics.policy_generation.set(generation as i64);
+        self.generation_tx.send_replace(generation);
+        generation
     }
 
     /// The markers recorded as pending so far.

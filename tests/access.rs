@@ -193,10 +193,15 @@ async fn proxy_v2_cloud_tlvs_identify_the_endpoint() {
             assert_eq!(error_code(&got[0].1), code, "case {name}");
         }
     }
-    let (_, status) = proxy.admin_get("/status").await;
-    let st: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert_eq!(st["pending_connections"][0]["marker_id"], 999);
-    assert_eq!(st["pending_connections"][0]["service_id"], "svc-1");
+    // The unknown marker is persisted as pendingAcceptance (one write, one new generation).
+    let mut generations = proxy.app.shared.subscribe();
+    within(30, generations.wait_for(|g| *g >= 2)).await.unwrap();
+    let file = std::fs::read_to_string(proxy.path("policy.yaml")).unwrap();
+    let line = file.lines().find(|l| l.contains("marker_id: 999")).unwrap();
+    assert!(
+        line.contains("id: marker-999") && line.contains("status: pendingAcceptance"),
+        "{line}"
+    );
 }
 
 #[tokio::test]

@@ -447,3 +447,90 @@ async fn requests_never_fail_across_reloads_of_a_large_policy() {
     assert_eq!(failed, 0);
     assert!(ok > 0);
 }
+
+#[tokio::test]
+async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
+    use vpcguard::policy::{Located, TrustedIp};
+    let (_up, proxy) = setup(&policy(&["10.0.0.0/8"])).await;
+    assert_eq!(get_status(&proxy).await.0, 403);
+    let g = proxy.app.shared.current().generation;
+    let entry = |id: &str, range: &str| TrustedIp {
+        id: Located::new(id.to_owned()),
+        ip_range: Located::new(range.to_owned()),
+        view_flag: Located::new(1),
+        download_flag: Located::new(1),
+        upload_flag: Located::new(1),
+        remark: None,
+    };
+    let added = proxy
+        .app
+        .writer
+        .mutate(move |f| {
+            f.tenants[0].trusted_ips.push(entry("api", "127.0.0.1"));
+            Ok(f.tenants[0].trusted_ips.len())
+        })
+        .await
+        .unwrap();
+    assert_eq!(added, 2);
+    assert_eq!(proxy.app.shared.current().generation, g + 1);
+    let on_disk = std::fs::read_to_string(proxy.path("policy.yaml")).unwrap();
+    assert!(on_disk.contains("127.0.0.1"), "{on_disk}");
+    assert_eq!(proxy.app.shared.current().policy_sha256, sha(&on_disk));
+    assert_eq!(get_status(&proxy).await.0, 200);
+
+    // An invalid result is refused and changes nothing.
+    let err = proxy
+        .app
+        .writer
+        .mutate(move |f| {
+            f.tenants[0].trusted_ips.push(entry("bad", "10.0.0.0/40"));
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, vpcguard::admin::error::ErrorKind::BadParam);
+    assert_eq!(
+        std::fs::read_to_string(proxy.path("policy.yaml")).unwrap(),
+        on_disk
+    );
+
+    // A hand edit, then a mutation right away: the mutation is applied on top of the hand edit.
+    let hand = format!(
+        "{}  - enterprise_id: hand-edited\n    trusted_ips: []\n",
+        policy(&["127.0.0.1"])
+    );
+    rename_over(&proxy.path("policy.yaml"), &hand);
+    proxy
+        .app
+        .writer
+        .mutate(move |f| {
+            f.tenants[0].trusted_ips.push(entry("api2", "192.0.2.1"));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let after = std::fs::read_to_string(proxy.path("policy.yaml")).unwrap();
+    assert!(
+        after.contains("hand-edited") && after.contains("192.0.2.1"),
+        "{after}"
+    );
+    // Our own write is not reloaded as a change: the next external edit is exactly one more.
+    let g = proxy.app.shared.current().generation;
+    let next = policy(&["127.0.0.0/8"]);
+    rename_over(&proxy.path("policy.yaml"), &next);
+    assert_eq!(wait_policy(&proxy, &sha(&next)).await, g + 1);
+
+    // A broken hand edit is never overwritten: the mutation is refused with 409.
+    let broken = format!("{next}  - {{ broken\n");
+    rename_over(&proxy.path("policy.yaml"), &broken);
+    let err = proxy.app.writer.mutate(|_| Ok(())).await.unwrap_err();
+    assert_eq!(
+        err.kind,
+        vpcguard::admin::error::ErrorKind::Conflict,
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(proxy.path("policy.yaml")).unwrap(),
+        broken
+    );
+}

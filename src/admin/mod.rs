@@ -10,7 +10,9 @@
 //!
 //! Every request passes [`guard`]: authentication (`auth.rs`) and `admin_requests_total`.
 
+pub mod api;
 pub mod auth;
+pub mod error;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +45,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/-/reload", post(reload))
+        .merge(api::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
