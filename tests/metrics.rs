@@ -88,7 +88,8 @@ async fn a_scripted_mix_gives_exact_counter_lines() {
     let up = Upstream::start().await;
     let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
     let vpce_a = [("x-vpcep-id", "vpce-a")];
-    let script: [(&str, &str, &str, &[(&str, &str)], u16); 9] = [
+    type Step<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)], u16);
+    let script: [Step; 9] = [
         ("GET", "b", "10.2.0.1", &[], 200),
         ("POST", "b", "10.2.0.1", &[], 200),
         ("GET", "a", "10.1.0.1", &vpce_a, 200),
