@@ -287,3 +287,63 @@ async fn run_sigterm_drains_slow_request_then_exits_0_with_access_log() {
         .unwrap();
     assert_eq!(code.code(), Some(0));
 }
+
+#[tokio::test]
+async fn run_sighup_reloads_and_an_invalid_file_is_logged_with_its_position() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "listen:\n  address: \"127.0.0.1:0\"\nadmin:\n  address: \"127.0.0.1:0\"\nupstream:\n  url: \"http://{}\"\n",
+        up.addr
+    );
+    let path = write_config(dir.path(), &config, common::OPEN_POLICY);
+    let mut child = Command::new(BIN)
+        .args(["run", "-c", &path])
+        .env("VPCGUARD_WATCH", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut logs = log_lines(child.stdout.take().unwrap());
+    within(
+        30,
+        wait_for_log(&mut logs, |v| v["message"] == "vpcguard listening"),
+    )
+    .await;
+    let hup = |pid: u32| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "tenants:\n  - enterprise_id: other\n",
+    )
+    .unwrap();
+    hup(child.id());
+    let reloaded = within(10, wait_for_log(&mut logs, |v| v["message"] == "reloaded")).await;
+    assert_eq!(reloaded["generation"], 2, "{reloaded}");
+    assert_eq!(reloaded["trigger"], "signal");
+
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "tenants:\n  - enterprise_id: other\n    trusted_ips:\n      - { id: \"1\", ip_range: \"10.0.0.0/33\" }\n",
+    )
+    .unwrap();
+    hup(child.id());
+    let failed = within(
+        10,
+        wait_for_log(&mut logs, |v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("reload failed"))
+        }),
+    )
+    .await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("policy.yaml:4:"), "{failed}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

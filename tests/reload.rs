@@ -150,6 +150,44 @@ async fn kubernetes_data_symlink_swap_is_one_reload() {
 }
 
 #[tokio::test]
+async fn polling_mode_sees_rename_over_too() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start_watching(
+        &common::config_plain(up.addr, ""),
+        &policy(&["127.0.0.1"]),
+        vpcguard::watch::WatchMode::Poll,
+    )
+    .await;
+    let path = proxy.path("policy.yaml");
+    assert_one_reload_per_change(&proxy, |text| rename_over(&path, text)).await;
+}
+
+#[tokio::test]
+async fn with_watching_off_only_an_explicit_reload_applies_a_change() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start_watching(
+        &common::config_plain(up.addr, ""),
+        &policy(&["127.0.0.1"]),
+        vpcguard::watch::WatchMode::Off,
+    )
+    .await;
+    let g = proxy.app.shared.current().generation;
+    let next = policy(&["10.0.0.0/8"]);
+    rename_over(&proxy.path("policy.yaml"), &next);
+    // Nothing watches: the old rules serve until the reload below.
+    assert_eq!(get_status(&proxy).await.0, 200);
+    assert_eq!(
+        proxy
+            .app
+            .writer
+            .reload(vpcguard::reload::Trigger::Signal)
+            .await,
+        vpcguard::reload::Outcome::Published { generation: g + 1 }
+    );
+    assert_eq!(get_status(&proxy).await.0, 403);
+}
+
+#[tokio::test]
 async fn invalid_versions_keep_the_old_rules_and_are_reported() {
     let good = policy(&["127.0.0.1"]);
     let (_up, proxy) = setup(&good).await;

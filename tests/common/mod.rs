@@ -95,6 +95,32 @@ impl TestProxy {
         tls: bool,
         prepare: impl FnOnce(&std::path::Path),
     ) -> TestProxy {
+        Self::start_full(
+            config,
+            policy,
+            tls,
+            prepare,
+            vpcguard::watch::WatchMode::Events,
+        )
+        .await
+    }
+
+    /// [`TestProxy::start`] with an explicit file-watch mode.
+    pub async fn start_watching(
+        config: &str,
+        policy: &str,
+        mode: vpcguard::watch::WatchMode,
+    ) -> TestProxy {
+        Self::start_full(config, policy, false, |_| {}, mode).await
+    }
+
+    async fn start_full(
+        config: &str,
+        policy: &str,
+        tls: bool,
+        prepare: impl FnOnce(&std::path::Path),
+        mode: vpcguard::watch::WatchMode,
+    ) -> TestProxy {
         install_provider();
         let dir = tempfile::tempdir().unwrap();
         let pki = tls.then(pki);
@@ -112,7 +138,7 @@ impl TestProxy {
             data: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
-        let app = App::start(loaded, listeners, cfg_path).unwrap();
+        let app = App::start_with(loaded, listeners, cfg_path, mode).unwrap();
         TestProxy { app, dir, pki }
     }
 
