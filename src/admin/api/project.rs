@@ -47,11 +47,7 @@ pub(super) async fn permission(State(st): State<AdminState>, body: Body) -> Resp
                         .mutate(move |f| switch(f, &project_id, Some(on)))
                         .await?
                 }
-                None => {
-                    let cur = st.shared.current();
-                    let mut file = cur.policy.file().clone();
-                    switch(&mut file, &project_id, None)?
-                }
+                None => project_level(st.shared.current().policy.file(), &project_id)?,
             };
             Ok(ok_json(
                 json!({"status": "success", "result": if on { "true" } else { "false" }}),
@@ -59,6 +55,19 @@ pub(super) async fn permission(State(st): State<AdminState>, body: Body) -> Resp
         }
         .await,
     )
+}
+
+/// Whether `project_id`'s own rules are in force (404 if it is not in the policy).
+pub(super) fn project_level(file: &PolicyFile, project_id: &str) -> Result<bool, ApiError> {
+    file.projects
+        .iter()
+        .find(|p| *p.project_id.get() == project_id)
+        .map(|p| p.project_level)
+        .ok_or_else(|| unknown_project(project_id))
+}
+
+fn unknown_project(project_id: &str) -> ApiError {
+    ApiError::not_found(format!("no project {project_id:?} in the policy"))
 }
 
 /// Set (or, with `None`, read) `project_level` of `project_id`; returns the value in force after.
@@ -71,7 +80,7 @@ pub(super) fn switch(
         .projects
         .iter_mut()
         .find(|p| *p.project_id.get() == project_id)
-        .ok_or_else(|| ApiError::not_found(format!("no project {project_id:?} in the policy")))?;
+        .ok_or_else(|| unknown_project(project_id))?;
     if let Some(on) = on {
         p.project_level = on;
     }
@@ -93,6 +102,7 @@ mod tests {
         ))
         .unwrap();
         assert!(!switch(&mut f, P, None).unwrap());
+        assert!(!project_level(&f, P).unwrap());
         assert!(switch(&mut f, P, Some(true)).unwrap());
         assert!(f.projects[0].project_level);
         assert!(switch(&mut f, P, None).unwrap());
