@@ -1,0 +1,1211 @@
+//! The admin REST API against a real running proxy and upstream (SPEC §7 table, the seeds' shapes
+//! and codes): every endpoint's happy path and validation errors, authentication, persistence
+//! (a 200 is on disk and enforced, published once, hand edits kept), serialized concurrent
+//! writes, and the data plane's reaction to connection actions and endpoint deletion. Requests
+//! reach the data plane from 127.0.0.1, a trusted proxy, so `X-Forwarded-For`, `x-vpcep-id` and
+//! `x-vpcep-marker-id` say who they are and how they came.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use common::upstream::Upstream;
+use common::{READ_TOKEN, TestProxy, WRITE_TOKEN, config_plain, within};
+
+const A: &str = "389efb76b1354e4482eabeed00000000";
+const B: &str = "tenant-b";
+const PROJECT: &str = "0f6c3a1e9b2d4c7f8a5e1d3b6c9f2a4e";
+const CONN: &str = "705290f3-0d00-41f2-aedc-71f09844e879";
+const SVC: &str = "/v1/p1/vpc-endpoint-services/svc-1";
+
+/// Tenant A: only through `vpce-1` or the marker-111 connection, from 10.1/16 (view+download) or
+/// 192.0.2.0/24 (everything). Tenant B: no rules; its project has its own whitelist (off).
+/// Service svc-1 requires approval: marker 111 accepted, 222 pending.
+const POLICY: &str = r#"tenants:
+  - enterprise_id: 389efb76b1354e4482eabeed00000000
+    vpcep:
+      enabled: true
+      endpoints:
+        - { vpcep_id: vpce-1, region: r1, description: one, creator: ops, create_time: "2026-05-01T10:30:00Z", modify_time: "2026-05-01T10:30:00Z" }
+        - { vpcep_id: 705290f3-0d00-41f2-aedc-71f09844e879 }
+    trusted_ips:
+      - { id: "1", ip_range: "10.1.0.0/16", view_flag: 1, download_flag: 1, upload_flag: 0 }
+      - { id: "2", ip_range: "192.0.2.0/24", view_flag: 1, download_flag: 1, upload_flag: 1 }
+  - enterprise_id: tenant-b
+projects:
+  - project_id: 0f6c3a1e9b2d4c7f8a5e1d3b6c9f2a4e
+    enterprise_id: tenant-b
+    trusted_ips:
+      - { id: "p1", ip_range: "192.168.10.0/24", view_flag: 1, download_flag: 1, upload_flag: 1 }
+endpoint_services:
+  - id: svc-1
+    approval_required: true
+    connections:
+      - { id: 705290f3-0d00-41f2-aedc-71f09844e879, marker_id: 111, domain_id: 6e9dfd51d1124e8d8498dce894923a0d, status: accepted, created_at: "2022-04-14T09:35:47Z", updated_at: "2022-04-14T09:36:47Z" }
+      - { id: vpce-pending, marker_id: 222, status: pendingAcceptance }
+"#;
+
+const EXTRA: &str = "client_ip:\n  trusted_proxies: [\"127.0.0.1/32\"]\ntenant:\n  - { header: \"x-domain-id\" }\nlimits:\n  max_vpceps_per_tenant: 3\n";
+
+async fn setup() -> (Upstream, TestProxy) {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, EXTRA), POLICY, false).await;
+    (up, proxy)
+}
+
+/// An admin response.
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+    /// `error_code` of a flat error body, asserting the shape.
+    fn flat_code(&self) -> String {
+        let v = self.json();
+        assert!(v["error_msg"].is_string(), "flat shape: {}", self.body);
+        v["error_code"].as_str().unwrap().to_owned()
+    }
+    /// `error.code` of a nested error body, asserting the shape.
+    fn nested_code(&self) -> String {
+        let v = self.json();
+        assert!(
+            v["error"]["message"].is_string(),
+            "nested shape: {}",
+            self.body
+        );
+        v["error"]["code"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A raw admin call: `body` is sent as is (so malformed JSON can be sent).
+async fn call(
+    proxy: &TestProxy,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Resp {
+    let url = format!("http://{}{}", proxy.app.admin_addr, path);
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        req = req.header("X-Auth-Token", t);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_owned());
+    }
+    let r = within(30, req.send()).await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    Resp {
+        status,
+        headers,
+        body: r.text().await.unwrap(),
+    }
+}
+
+async fn read(proxy: &TestProxy, path: &str) -> Resp {
+    call(proxy, Method::GET, path, Some(READ_TOKEN), &[], None).await
+}
+
+async fn write(proxy: &TestProxy, method: Method, path: &str, body: Value) -> Resp {
+    let text = body.to_string();
+    call(proxy, method, path, Some(WRITE_TOKEN), &[], Some(&text)).await
+}
+
+/// How a data-plane request arrives.
+#[derive(Clone, Copy, Debug)]
+enum Via<'a> {
+    Direct,
+    Endpoint(&'a str),
+    Marker(u64),
+}
+
+/// One data-plane request from `ip` for `tenant`: (status, error_code or "").
+async fn through(
+    client: &reqwest::Client,
+    proxy: &TestProxy,
+    method: Method,
+    tenant: &str,
+    ip: &str,
+    via: Via<'_>,
+) -> (u16, String) {
+    let mut req = client
+        .request(method, format!("{}/repo/x", proxy.base()))
+        .header("x-domain-id", tenant)
+        .header("x-forwarded-for", ip);
+    req = match via {
+        Via::Direct => req,
+        Via::Endpoint(id) => req.header("x-vpcep-id", id),
+        Via::Marker(m) => req.header("x-vpcep-marker-id", m.to_string()),
+    };
+    let r = within(30, req.send()).await.unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    let code = match status {
+        200 => String::new(),
+        _ => common::error_code(&body),
+    };
+    (status, code)
+}
+
+fn policy_file(proxy: &TestProxy) -> String {
+    std::fs::read_to_string(proxy.path("policy.yaml")).unwrap()
+}
+
+// === /v2/vpceps ===
+
+#[tokio::test]
+async fn vpceps_list_add_delete_and_settings() {
+    let (_up, proxy) = setup().await;
+    let r = read(&proxy, &format!("/v2/vpceps?enterprise_id={A}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"status": "ok", "data": {"enterprise_id": A, "vpceps": [
+            {"vpcep_id": CONN, "description": "", "creator": "", "create_time": "",
+             "modify_time": "", "region": ""},
+            {"vpcep_id": "vpce-1", "description": "one", "creator": "ops",
+             "create_time": "2026-05-01T10:30:00Z", "modify_time": "2026-05-01T10:30:00Z",
+             "region": "r1"}]},
+            "offset": 0, "limit": 10, "total": 2})
+    );
+    let r = read(
+        &proxy,
+        &format!("/v2/vpceps?enterprise_id={A}&sort=desc&offset=0&limit=1"),
+    )
+    .await;
+    let v = r.json();
+    assert_eq!((&v["total"], &v["limit"]), (&json!(2), &json!(1)));
+    assert_eq!(v["data"]["vpceps"][0]["vpcep_id"], "vpce-1");
+    let r = read(
+        &proxy,
+        &format!("/v2/vpceps?enterprise_id={A}&vpcep_ids=vpce-1,nope"),
+    )
+    .await;
+    assert_eq!(r.json()["total"], 1);
+
+    // POST: on disk and in force when it answers, one generation, creator = the token's name.
+    let g = proxy.app.shared.current().generation;
+    let r = write(
+        &proxy,
+        Method::POST,
+        "/v2/vpceps",
+        json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "vpce-new", "region": "ap-southeast-3", "description": "VPCEP (new)"}]}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "ok", "total": 1}))
+    );
+    assert_eq!(proxy.app.shared.current().generation, g + 1);
+    assert!(policy_file(&proxy).contains("vpcep_id: vpce-new"));
+    let r = read(
+        &proxy,
+        &format!("/v2/vpceps?enterprise_id={A}&vpcep_ids=vpce-new"),
+    )
+    .await;
+    let e = &r.json()["data"]["vpceps"][0];
+    assert_eq!(
+        (&e["creator"], &e["region"]),
+        (&json!("w"), &json!("ap-southeast-3"))
+    );
+    assert!(e["create_time"].as_str().unwrap().ends_with('Z'), "{e}");
+
+    // DELETE answers with how many were removed.
+    let r = write(
+        &proxy,
+        Method::DELETE,
+        "/v2/vpceps",
+        json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "vpce-new"}, {"vpcep_id": "not-there"}]}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "ok", "total": 1}))
+    );
+    assert!(!policy_file(&proxy).contains("vpce-new"));
+
+    // Settings: enforcement off lets a direct request in.
+    let client = proxy.client(false);
+    let direct = through(&client, &proxy, Method::GET, A, "10.1.2.3", Via::Direct).await;
+    assert_eq!(direct, (403, "VG.00040301".to_owned()));
+    let r = write(
+        &proxy,
+        Method::PUT,
+        "/v2/vpceps/settings",
+        json!({"enterprise_id": A, "enabled": false}),
+    )
+    .await;
+    assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
+    let direct = through(&client, &proxy, Method::GET, A, "10.1.2.3", Via::Direct).await;
+    assert_eq!(direct, (200, String::new()));
+}
+
+#[tokio::test]
+async fn vpceps_validation_errors_have_the_seed_codes() {
+    let (_up, proxy) = setup().await;
+    let before = policy_file(&proxy);
+    let q = |s: &str| format!("/v2/vpceps?{s}");
+    // (query, status, code)
+    let gets: &[(&str, u16, &str)] = &[
+        ("", 400, "UC.00011002"),
+        ("enterprise_id=bad%20id", 400, "UC.00011002"),
+        (
+            &format!("enterprise_id={}", "a".repeat(41)),
+            400,
+            "UC.00011002",
+        ),
+        (&format!("enterprise_id={A}&limit=0"), 400, "UC.00011002"),
+        (&format!("enterprise_id={A}&limit=101"), 400, "UC.00011002"),
+        (&format!("enterprise_id={A}&limit=abc"), 400, "UC.00011002"),
+        (
+            &format!("enterprise_id={A}&offset=10000"),
+            400,
+            "UC.00011002",
+        ),
+        (&format!("enterprise_id={A}&offset=-1"), 400, "UC.00011002"),
+        (&format!("enterprise_id={A}&sort=up"), 400, "UC.00011002"),
+        (
+            &format!("enterprise_id={A}&vpcep_ids=Upper"),
+            400,
+            "UC.00011002",
+        ),
+        ("enterprise_id=nobody", 404, "UC.00011005"),
+        (&format!("enterprise_id={A}&offset=9999&limit=100"), 200, ""),
+    ];
+    for (query, status, code) in gets {
+        let r = read(&proxy, &q(query)).await;
+        assert_eq!(r.status, *status, "GET {query}: {}", r.body);
+        if !code.is_empty() {
+            assert_eq!(r.flat_code(), *code, "GET {query}");
+        }
+    }
+    // (method, path, body, status, code)
+    let vpcep = |id: &str| json!({"enterprise_id": A, "vpceps": [{"vpcep_id": id}]});
+    let writes: Vec<(Method, &str, String, u16, &str)> = vec![
+        (Method::POST, "/v2/vpceps", "{".into(), 400, "UC.00011002"),
+        (Method::POST, "/v2/vpceps", "".into(), 400, "UC.00011002"),
+        (Method::POST, "/v2/vpceps", json!({"enterprise_id": A, "vpceps": "x"}).to_string(), 400, "UC.00011002"),
+        (Method::POST, "/v2/vpceps", json!({"enterprise_id": A, "vpceps": [], "x": 1}).to_string(), 400, "UC.00011002"),
+        (Method::POST, "/v2/vpceps", vpcep("UPPER").to_string(), 400, "UC.00011002"),
+        (Method::POST, "/v2/vpceps", vpcep(&"a".repeat(41)).to_string(), 400, "UC.00011002"),
+        (Method::POST, "/v2/vpceps", json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "ok-1", "description": "no/slash"}]}).to_string(), 400, "UC.00011002"),
+        (Method::POST, "/v2/vpceps", json!({"enterprise_id": "nobody", "vpceps": [{"vpcep_id": "x"}]}).to_string(), 404, "UC.00011005"),
+        (Method::POST, "/v2/vpceps", vpcep("vpce-1").to_string(), 409, "UC.00011009"),
+        (Method::POST, "/v2/vpceps", json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "x1"}, {"vpcep_id": "x2"}]}).to_string(), 400, "UC.00011036"),
+        (Method::DELETE, "/v2/vpceps", vpcep("not-there").to_string(), 404, "UC.00011005"),
+        (Method::DELETE, "/v2/vpceps", json!({"vpceps": [{"vpcep_id": "vpce-1"}]}).to_string(), 400, "UC.00011002"),
+        (Method::DELETE, "/v2/vpceps", json!({"enterprise_id": "nobody", "vpceps": [{"vpcep_id": "vpce-1"}]}).to_string(), 404, "UC.00011005"),
+        (Method::DELETE, "/v2/vpceps", json!({"enterprise_id": A, "vpceps": []}).to_string(), 400, "UC.00011002"),
+        (Method::PUT, "/v2/vpceps/settings", json!({"enterprise_id": A}).to_string(), 400, "UC.00011002"),
+        (Method::PUT, "/v2/vpceps/settings", json!({"enterprise_id": A, "enabled": "yes"}).to_string(), 400, "UC.00011002"),
+        (Method::PUT, "/v2/vpceps/settings", json!({"enterprise_id": "nobody", "enabled": true}).to_string(), 404, "UC.00011005"),
+    ];
+    for (method, path, body, status, code) in writes {
+        let r = call(
+            &proxy,
+            method.clone(),
+            path,
+            Some(WRITE_TOKEN),
+            &[],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);
+        assert_eq!(r.flat_code(), code, "{method} {path} {body}");
+    }
+    // Nothing was written by any of them.
+    assert_eq!(policy_file(&proxy), before);
+}
+
+// === authentication ===
+
+#[tokio::test]
+async fn every_endpoint_needs_a_token_and_mutations_need_the_write_role() {
+    let (_up, proxy) = setup().await;
+    let svc_conns = format!("{SVC}/connections");
+    let svc_action = format!("{SVC}/connections/action");
+    // (method, path, is a read)
+    let routes: Vec<(Method, String, bool)> = vec![
+        (Method::GET, format!("/v2/vpceps?enterprise_id={A}"), true),
+        (Method::POST, "/v2/vpceps".into(), false),
+        (Method::DELETE, "/v2/vpceps".into(), false),
+        (Method::PUT, "/v2/vpceps/settings".into(), false),
+        (
+            Method::GET,
+            format!("/v1/vpcep-authorization?enterprise_id={A}&ip=10.1.2.3"),
+            true,
+        ),
+        (Method::GET, svc_conns, true),
+        (Method::POST, svc_action, false),
+        (
+            Method::GET,
+            format!("/v4/tenant/trusted-ip-addresses?enterprise_id={A}"),
+            true,
+        ),
+        (
+            Method::POST,
+            "/v4/tenant/trusted-ip-addresses".into(),
+            false,
+        ),
+        (
+            Method::PUT,
+            "/v4/tenant/trusted-ip-addresses/1".into(),
+            false,
+        ),
+        (
+            Method::DELETE,
+            "/v4/tenant/trusted-ip-addresses/1".into(),
+            false,
+        ),
+        (Method::POST, "/v1/job/project/permission".into(), false),
+    ];
+    let before = policy_file(&proxy);
+    for (method, path, is_read) in &routes {
+        let nested = path.contains("/vpc-endpoint-services/");
+        let mut refusals = vec![(None, "missing"), (Some("wrong-token"), "invalid")];
+        if !is_read {
+            refusals.push((Some(READ_TOKEN), "read-only"));
+        }
+        for (token, why) in refusals {
+            let r = call(&proxy, method.clone(), path, token, &[], Some("{}")).await;
+            assert_eq!(r.status, 401, "{why} {method} {path}: {}", r.body);
+            let code = if nested {
+                r.nested_code()
+            } else {
+                r.flat_code()
+            };
+            assert_eq!(code, "UC.00010002", "{why} {method} {path}");
+        }
+        if *is_read {
+            let r = read(&proxy, path).await;
+            assert_eq!(r.status, 200, "read {method} {path}: {}", r.body);
+        }
+    }
+    assert_eq!(policy_file(&proxy), before);
+}
+
+// === /v4/tenant/trusted-ip-addresses ===
+
+#[tokio::test]
+async fn trusted_ips_create_update_delete_and_list() {
+    let (_up, proxy) = setup().await;
+    let base = "/v4/tenant/trusted-ip-addresses";
+    let r = read(&proxy, &format!("{base}?enterprise_id={A}&limit=1")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.headers["x-total"], "2");
+    assert_eq!(
+        r.json(),
+        json!([{"id": "1", "domain_id": A, "ip_range": "10.1.0.0/16", "ip_type": 2,
+                "ip_start": "10.1.0.0", "ip_end": "10.1.255.255", "view_flag": 1,
+                "download_flag": 1, "upload_flag": 0, "remark": ""}])
+    );
+    // The tenant may come from X-Domain-Id instead.
+    let r = call(
+        &proxy,
+        Method::GET,
+        &format!("{base}?offset=1"),
+        Some(READ_TOKEN),
+        &[("x-domain-id", A)],
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.json()[0]["id"].clone()), (200, json!("2")));
+
+    // A client at 198.51.100.9 (through vpce-1) is not trusted until an entry is created for it.
+    let client = proxy.client(false);
+    let via = Via::Endpoint("vpce-1");
+    let got = through(&client, &proxy, Method::POST, A, "198.51.100.9", via).await;
+    assert_eq!(got, (403, "VG.00040302".to_owned()));
+    let r = write(
+        &proxy,
+        Method::POST,
+        &format!("{base}?enterprise_id={A}"),
+        json!({"ip_range": "198.51.100.0-198.51.100.20", "view_flag": 1, "remark": "office"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"id": "3", "domain_id": A, "ip_range": "198.51.100.0-198.51.100.20", "ip_type": 1,
+               "ip_start": "198.51.100.0", "ip_end": "198.51.100.20", "view_flag": 1,
+               "download_flag": 0, "upload_flag": 0, "remark": "office"})
+    );
+    let got = through(&client, &proxy, Method::POST, A, "198.51.100.9", via).await;
+    assert_eq!(got, (403, "VG.00040303".to_owned()));
+
+    // PUT changes only the given fields; the GET result can be sent back as is.
+    let mut dto = r.json();
+    dto["upload_flag"] = json!(1);
+    let r = write(
+        &proxy,
+        Method::PUT,
+        &format!("{base}/3?enterprise_id={A}"),
+        dto,
+    )
+    .await;
+    assert_eq!(
+        (r.status, &r.json()["upload_flag"], &r.json()["remark"]),
+        (200, &json!(1), &json!("office")),
+        "{}",
+        r.body
+    );
+    let got = through(&client, &proxy, Method::POST, A, "198.51.100.9", via).await;
+    assert_eq!(got, (200, String::new()));
+
+    // DELETE answers with the removed entry, and its clients are refused again.
+    let r = call(
+        &proxy,
+        Method::DELETE,
+        &format!("{base}/3"),
+        Some(WRITE_TOKEN),
+        &[("x-domain-id", A)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, &r.json()["id"]),
+        (200, &json!("3")),
+        "{}",
+        r.body
+    );
+    let got = through(&client, &proxy, Method::POST, A, "198.51.100.9", via).await;
+    assert_eq!(got, (403, "VG.00040302".to_owned()));
+    let r = read(&proxy, &format!("{base}?enterprise_id={A}")).await;
+    assert_eq!(r.headers["x-total"], "2");
+}
+
+#[tokio::test]
+async fn trusted_ips_validation_errors_have_the_seed_codes() {
+    let (_up, proxy) = setup().await;
+    let before = policy_file(&proxy);
+    let base = "/v4/tenant/trusted-ip-addresses";
+    let gets: &[(&str, u16, &str)] = &[
+        ("", 400, "UC.00011002"),
+        ("enterprise_id=nobody", 404, "UC.00011005"),
+        ("enterprise_id=bad%21", 400, "UC.00011002"),
+        (&format!("enterprise_id={A}&limit=0"), 400, "UC.00011002"),
+        (&format!("enterprise_id={A}&limit=101"), 400, "UC.00011002"),
+        (&format!("enterprise_id={A}&offset=-1"), 400, "UC.00011002"),
+        (&format!("enterprise_id={A}&offset=x"), 400, "UC.00011002"),
+        (&format!("enterprise_id={A}&offset=10000"), 200, ""),
+    ];
+    for (query, status, code) in gets {
+        let r = read(&proxy, &format!("{base}?{query}")).await;
+        assert_eq!(r.status, *status, "GET {query}: {}", r.body);
+        if !code.is_empty() {
+            assert_eq!(r.flat_code(), *code, "GET {query}");
+        }
+    }
+    let at = |rest: &str| format!("{base}{rest}?enterprise_id={A}");
+    let writes: Vec<(Method, String, String, u16, &str)> = vec![
+        (Method::POST, at(""), "{".into(), 400, "UC.00011002"),
+        (
+            Method::POST,
+            at(""),
+            json!({"view_flag": 1}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::POST,
+            at(""),
+            json!({"ip_range": "10.0.0.0/40"}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::POST,
+            at(""),
+            json!({"ip_range": "10.0.0.9-10.0.0.1"}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::POST,
+            at(""),
+            json!({"ip_range": "10.0.0.1", "view_flag": 2}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::POST,
+            at(""),
+            json!({"ip_range": "10.0.0.1", "id": "a/b"}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::POST,
+            at(""),
+            json!({"ip_range": "10.0.0.1", "id": "x".repeat(65)}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::POST,
+            at(""),
+            json!({"ip_range": "10.0.0.1", "bogus": 1}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::POST,
+            at(""),
+            json!({"ip_range": "10.0.0.1", "id": 1}).to_string(),
+            409,
+            "UC.00011009",
+        ),
+        (
+            Method::POST,
+            format!("{base}?enterprise_id=nobody"),
+            json!({"ip_range": "10.0.0.1"}).to_string(),
+            404,
+            "UC.00011005",
+        ),
+        (
+            Method::POST,
+            base.to_owned(),
+            json!({"ip_range": "10.0.0.1"}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::PUT,
+            at("/9"),
+            json!({"view_flag": 1}).to_string(),
+            404,
+            "UC.00011005",
+        ),
+        (
+            Method::PUT,
+            at("/1"),
+            json!({"id": "2"}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::PUT,
+            at("/1"),
+            json!({"upload_flag": 7}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            Method::PUT,
+            at("/a%2Fb"),
+            json!({"view_flag": 1}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (Method::DELETE, at("/9"), String::new(), 404, "UC.00011005"),
+        (
+            Method::DELETE,
+            at("/bad%21"),
+            String::new(),
+            400,
+            "UC.00011002",
+        ),
+    ];
+    for (method, path, body, status, code) in writes {
+        let r = call(
+            &proxy,
+            method.clone(),
+            &path,
+            Some(WRITE_TOKEN),
+            &[],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);
+        assert_eq!(r.flat_code(), code, "{method} {path} {body}");
+    }
+    assert_eq!(policy_file(&proxy), before);
+}
+
+// === connections ===
+
+#[tokio::test]
+async fn connections_list_filters_and_validation_errors() {
+    let (_up, proxy) = setup().await;
+    let r = read(&proxy, &format!("{SVC}/connections")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"connections": [
+            {"id": CONN, "marker_id": 111, "domain_id": "6e9dfd51d1124e8d8498dce894923a0d",
+             "status": "accepted", "created_at": "2022-04-14T09:35:47Z",
+             "updated_at": "2022-04-14T09:36:47Z", "description": ""},
+            {"id": "vpce-pending", "marker_id": 222, "domain_id": "", "status": "pendingAcceptance",
+             "created_at": "", "updated_at": "", "description": ""}],
+            "total_count": 2})
+    );
+    let r = read(
+        &proxy,
+        &format!("{SVC}/connections?status=accepted&limit=1"),
+    )
+    .await;
+    assert_eq!(
+        (
+            r.json()["total_count"].clone(),
+            r.json()["connections"][0]["id"].clone()
+        ),
+        (json!(1), json!(CONN))
+    );
+    let r = read(&proxy, &format!("{SVC}/connections?marker_id=222")).await;
+    assert_eq!(r.json()["connections"][0]["id"], "vpce-pending");
+
+    let before = policy_file(&proxy);
+    let gets: &[(String, u16, &str)] = &[
+        (format!("{SVC}/connections?limit=0"), 400, "UC.00011002"),
+        (format!("{SVC}/connections?limit=101"), 400, "UC.00011002"),
+        (
+            format!("{SVC}/connections?offset=10000"),
+            400,
+            "UC.00011002",
+        ),
+        (format!("{SVC}/connections?status=open"), 400, "UC.00011002"),
+        (format!("{SVC}/connections?marker_id=x"), 400, "UC.00011002"),
+        (
+            "/v1/p1/vpc-endpoint-services/svc-9/connections".into(),
+            404,
+            "UC.00011005",
+        ),
+        (
+            "/v1/p1/vpc-endpoint-services/bad%21/connections".into(),
+            400,
+            "UC.00011002",
+        ),
+    ];
+    for (path, status, code) in gets {
+        let r = read(&proxy, path).await;
+        assert_eq!(r.status, *status, "GET {path}: {}", r.body);
+        assert_eq!(r.nested_code(), *code, "GET {path}");
+    }
+    let action = format!("{SVC}/connections/action");
+    let bodies: Vec<(String, u16, &str)> = vec![
+        ("{".into(), 400, "UC.00011002"),
+        (
+            json!({"action": "receive", "endpoints": [CONN, "vpce-pending"]}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            json!({"action": "receive", "endpoints": []}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (json!({"action": "receive"}).to_string(), 400, "UC.00011002"),
+        (
+            json!({"action": "accept", "endpoints": [CONN]}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            json!({"action": "reject", "endpoints": ["Bad_Id"]}).to_string(),
+            400,
+            "UC.00011002",
+        ),
+        (
+            json!({"action": "reject", "endpoints": ["vpce-unknown"]}).to_string(),
+            404,
+            "UC.00011005",
+        ),
+    ];
+    for (body, status, code) in bodies {
+        let r = call(
+            &proxy,
+            Method::POST,
+            &action,
+            Some(WRITE_TOKEN),
+            &[],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert_eq!(r.nested_code(), code, "{body}");
+    }
+    let r = write(
+        &proxy,
+        Method::POST,
+        "/v1/p1/vpc-endpoint-services/svc-9/connections/action",
+        json!({"action": "receive", "endpoints": [CONN]}),
+    )
+    .await;
+    assert_eq!((r.status, r.nested_code()), (404, "UC.00011005".to_owned()));
+    assert_eq!(policy_file(&proxy), before);
+}
+
+#[tokio::test]
+async fn receive_lets_a_marker_through_and_reject_denies_it() {
+    let (_up, proxy) = setup().await;
+    let client = proxy.client(false);
+    let send = || {
+        through(
+            &client,
+            &proxy,
+            Method::GET,
+            B,
+            "10.9.9.9",
+            Via::Marker(222),
+        )
+    };
+    assert_eq!(send().await, (403, "VG.00040304".to_owned()));
+
+    let action = format!("{SVC}/connections/action");
+    let r = write(
+        &proxy,
+        Method::POST,
+        &action,
+        json!({"action": "receive", "endpoints": ["vpce-pending"]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = &r.json()["connections"][0];
+    assert_eq!(
+        (&c["id"], &c["status"], &c["marker_id"]),
+        (&json!("vpce-pending"), &json!("accepted"), &json!(222))
+    );
+    assert!(c["updated_at"].as_str().unwrap().ends_with('Z'), "{c}");
+    assert_eq!(send().await, (200, String::new()));
+
+    let r = write(
+        &proxy,
+        Method::POST,
+        &action,
+        json!({"action": "reject", "endpoints": ["vpce-pending"]}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, &r.json()["connections"][0]["status"]),
+        (200, &json!("rejected"))
+    );
+    assert_eq!(send().await, (403, "VG.00040304".to_owned()));
+    assert!(policy_file(&proxy).contains("status: rejected"));
+}
+
+#[tokio::test]
+async fn a_new_marker_is_listed_pending_and_persisted_then_can_be_received() {
+    let (_up, proxy) = setup().await;
+    let client = proxy.client(false);
+    let g = proxy.app.shared.current().generation;
+    let send = || {
+        through(
+            &client,
+            &proxy,
+            Method::GET,
+            B,
+            "10.9.9.9",
+            Via::Marker(999),
+        )
+    };
+    assert_eq!(send().await, (403, "VG.00040304".to_owned()));
+    // Recording the marker is one write through the writer: wait for its generation.
+    proxy.wait_generation(g + 1).await;
+    let r = read(
+        &proxy,
+        &format!("{SVC}/connections?status=pendingAcceptance&marker_id=999"),
+    )
+    .await;
+    let c = &r.json()["connections"][0];
+    assert_eq!(
+        (&c["id"], &c["status"]),
+        (&json!("marker-999"), &json!("pendingAcceptance")),
+        "{}",
+        r.body
+    );
+    let file = policy_file(&proxy);
+    let line = file.lines().find(|l| l.contains("marker_id: 999")).unwrap();
+    assert!(
+        line.contains("id: marker-999") && line.contains("status: pendingAcceptance"),
+        "{line}"
+    );
+
+    let r = write(
+        &proxy,
+        Method::POST,
+        &format!("{SVC}/connections/action"),
+        json!({"action": "receive", "endpoints": ["marker-999"]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(send().await, (200, String::new()));
+}
+
+// === data plane after DELETE, and the authorization check ===
+
+#[tokio::test]
+async fn a_deleted_endpoint_is_denied_on_the_next_request_of_a_kept_alive_connection() {
+    let (_up, proxy) = setup().await;
+    let client = proxy.client(false);
+    let send = || {
+        through(
+            &client,
+            &proxy,
+            Method::GET,
+            A,
+            "10.1.2.3",
+            Via::Endpoint("vpce-1"),
+        )
+    };
+    assert_eq!(send().await, (200, String::new()));
+    let r = write(
+        &proxy,
+        Method::DELETE,
+        "/v2/vpceps",
+        json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "vpce-1"}]}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "ok", "total": 1}))
+    );
+    assert_eq!(send().await, (403, "VG.00040301".to_owned()));
+}
+
+#[tokio::test]
+async fn authorization_check_answers_what_the_data_plane_does() {
+    let (_up, proxy) = setup().await;
+    let client = proxy.client(false);
+    // (name, tenant, ip, via, method, expected data-plane code or "" for allow)
+    let cases: &[(&str, &str, &str, Via, Method, &str)] = &[
+        (
+            "allow",
+            A,
+            "10.1.2.3",
+            Via::Endpoint("vpce-1"),
+            Method::GET,
+            "",
+        ),
+        (
+            "allow via accepted marker",
+            A,
+            "192.0.2.7",
+            Via::Marker(111),
+            Method::POST,
+            "",
+        ),
+        (
+            "not through an endpoint",
+            A,
+            "10.1.2.3",
+            Via::Direct,
+            Method::GET,
+            "VG.00040301",
+        ),
+        (
+            "unlisted endpoint",
+            A,
+            "10.1.2.3",
+            Via::Endpoint("vpce-other"),
+            Method::GET,
+            "VG.00040301",
+        ),
+        (
+            "ip not trusted",
+            A,
+            "10.2.0.1",
+            Via::Endpoint("vpce-1"),
+            Method::GET,
+            "VG.00040302",
+        ),
+        (
+            "right not granted",
+            A,
+            "10.1.2.3",
+            Via::Endpoint("vpce-1"),
+            Method::POST,
+            "VG.00040303",
+        ),
+        (
+            "connection not accepted",
+            A,
+            "10.1.2.3",
+            Via::Marker(222),
+            Method::GET,
+            "VG.00040304",
+        ),
+        (
+            "unknown tenant",
+            "nobody",
+            "10.1.2.3",
+            Via::Direct,
+            Method::GET,
+            "VG.00040305",
+        ),
+        (
+            "open tenant",
+            B,
+            "203.0.113.5",
+            Via::Direct,
+            Method::DELETE,
+            "",
+        ),
+    ];
+    for (name, tenant, ip, via, method, want) in cases {
+        let (status, code) = through(&client, &proxy, method.clone(), tenant, ip, *via).await;
+        assert_eq!(
+            (status == 200, code.as_str()),
+            (want.is_empty(), *want),
+            "data plane: {name}"
+        );
+        let via_q = match via {
+            Via::Direct => String::new(),
+            Via::Endpoint(id) => format!("&vpcep_id={id}"),
+            Via::Marker(m) => format!("&marker_id={m}"),
+        };
+        let path = format!(
+            "/v1/vpcep-authorization?enterprise_id={tenant}&ip={ip}{via_q}&method={method}&path=/repo/x"
+        );
+        let r = read(&proxy, &path).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        let d = &r.json()["data"];
+        let (result, reason) = match *want {
+            "" => ("Allow", Value::Null),
+            code => ("Deny", json!(code)),
+        };
+        assert_eq!(
+            (&d["result"], &d["reason"]),
+            (&json!(result), &reason),
+            "check: {name}: {}",
+            r.body
+        );
+        assert_eq!(d["enterprise_id"], json!(tenant), "{name}");
+        assert_eq!(r.json()["status"], "ok");
+    }
+    // The config of tenant A, and the endpoint a marker resolves to.
+    let r = read(
+        &proxy,
+        &format!("/v1/vpcep-authorization?enterprise_id={A}&ip=10.1.2.3&marker_id=111"),
+    )
+    .await;
+    let d = &r.json()["data"];
+    assert_eq!((&d["config"], &d["vpcep_id"]), (&json!(true), &json!(CONN)));
+    // Validation errors are flat.
+    for bad in [
+        "ip=10.1.2.3".to_owned(),
+        format!("enterprise_id={A}"),
+        format!("enterprise_id={A}&ip=10.1.2.300"),
+        format!("enterprise_id={A}&ip=10.1.2.3&vpcep_id=UP"),
+        format!("enterprise_id={A}&ip=10.1.2.3&marker_id=x"),
+        format!("enterprise_id={A}&ip=10.1.2.3&marker_id=1&vpcep_id=a"),
+        "enterprise_id=bad%21&ip=10.1.2.3".to_owned(),
+    ] {
+        let r = read(&proxy, &format!("/v1/vpcep-authorization?{bad}")).await;
+        assert_eq!(
+            (r.status, r.flat_code()),
+            (400, "UC.00011002".to_owned()),
+            "{bad}"
+        );
+    }
+    // Checking an unknown marker records nothing (only real traffic does).
+    let g = proxy.app.shared.current().generation;
+    let r = read(
+        &proxy,
+        &format!("/v1/vpcep-authorization?enterprise_id={A}&ip=10.1.2.3&marker_id=4242"),
+    )
+    .await;
+    assert_eq!(r.json()["data"]["reason"], "VG.00040304");
+    assert_eq!(proxy.app.shared.current().generation, g);
+    assert!(proxy.app.shared.pending().is_empty());
+}
+
+// === project permission ===
+
+#[tokio::test]
+async fn project_switch_turns_project_rules_on_and_off() {
+    let (_up, proxy) = setup().await;
+    let path = "/v1/job/project/permission";
+    let check = format!("/v1/vpcep-authorization?project_id={PROJECT}&ip=10.9.9.9");
+    assert_eq!(read(&proxy, &check).await.json()["data"]["result"], "Allow");
+
+    let r = write(
+        &proxy,
+        Method::POST,
+        path,
+        json!({"project_id": PROJECT, "project_switch": true}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "success", "result": "true"})),
+        "{}",
+        r.body
+    );
+    assert!(policy_file(&proxy).contains("project_level: true"));
+    let d = read(&proxy, &check).await.json()["data"].clone();
+    assert_eq!(
+        (&d["result"], &d["reason"]),
+        (&json!("Deny"), &json!("VG.00040302"))
+    );
+
+    // Without a switch: the current setting, nothing written.
+    let g = proxy.app.shared.current().generation;
+    let r = write(
+        &proxy,
+        Method::POST,
+        path,
+        json!({"project_id": PROJECT, "job_id": "a".repeat(32)}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "success", "result": "true"}))
+    );
+    assert_eq!(proxy.app.shared.current().generation, g);
+
+    let r = write(
+        &proxy,
+        Method::POST,
+        path,
+        json!({"project_id": PROJECT, "project_switch": false}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "success", "result": "false"}))
+    );
+    assert_eq!(read(&proxy, &check).await.json()["data"]["result"], "Allow");
+
+    let bad: Vec<(Value, u16, &str)> = vec![
+        (json!({"project_switch": true}), 400, "UC.00011002"),
+        (
+            json!({"project_id": "short", "project_switch": true}),
+            400,
+            "UC.00011002",
+        ),
+        (
+            json!({"project_id": PROJECT, "project_switch": "yes"}),
+            400,
+            "UC.00011002",
+        ),
+        (
+            json!({"project_id": PROJECT, "job_id": "x"}),
+            400,
+            "UC.00011002",
+        ),
+        (
+            json!({"project_id": "1f6c3a1e9b2d4c7f8a5e1d3b6c9f2a4e", "project_switch": true}),
+            404,
+            "UC.00011005",
+        ),
+    ];
+    for (body, status, code) in bad {
+        let r = write(&proxy, Method::POST, path, body.clone()).await;
+        assert_eq!(
+            (r.status, r.flat_code()),
+            (status, code.to_owned()),
+            "{body}"
+        );
+    }
+}
+
+// === persistence and the one writer ===
+
+#[tokio::test]
+async fn concurrent_mutations_serialize_and_none_is_lost() {
+    let (_up, proxy) = setup().await;
+    let base = format!("/v4/tenant/trusted-ip-addresses?enterprise_id={B}");
+    let g = proxy.app.shared.current().generation;
+    let calls = (0..20).map(|i| {
+        let body =
+            json!({"id": format!("c{i}"), "ip_range": format!("198.18.0.{i}"), "view_flag": 1});
+        let proxy = &proxy;
+        let base = &base;
+        async move { write(proxy, Method::POST, base, body).await }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    for r in &results {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(proxy.app.shared.current().generation, g + 20);
+    let r = read(&proxy, &format!("{base}&limit=100")).await;
+    assert_eq!(r.headers["x-total"], "20");
+    let file = vpcguard::policy::parse_policy(&policy_file(&proxy)).unwrap();
+    let b = file
+        .tenants
+        .iter()
+        .find(|t| t.enterprise_id.get() == B)
+        .unwrap();
+    let mut ids: Vec<&str> = b.trusted_ips.iter().map(|e| e.id.get().as_str()).collect();
+    ids.sort_unstable();
+    let mut want: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want);
+}
+
+#[tokio::test]
+async fn a_write_is_published_once_keeps_hand_edits_and_refuses_a_broken_file() {
+    let (_up, proxy) = setup().await;
+    let g = proxy.app.shared.current().generation;
+    let add = |id: &'static str| {
+        let proxy = &proxy;
+        async move {
+            write(
+                proxy,
+                Method::POST,
+                "/v2/vpceps",
+                json!({"enterprise_id": B, "vpceps": [{"vpcep_id": id}]}),
+            )
+            .await
+        }
+    };
+    assert_eq!(add("e1").await.status, 200);
+    assert_eq!(proxy.app.shared.current().generation, g + 1);
+
+    // A hand edit (rename over, as editors do) is one reload, not two: our own write before it
+    // was not reloaded again.
+    let mut file = vpcguard::policy::parse_policy(&policy_file(&proxy)).unwrap();
+    let mut t = file.tenants[1].clone();
+    t.enterprise_id.set("hand-made".to_owned());
+    file.tenants.push(t);
+    let hand = vpcguard::policy::render_policy(&file).unwrap();
+    let tmp = proxy.path("policy.yaml.tmp");
+    std::fs::write(&tmp, &hand).unwrap();
+    std::fs::rename(&tmp, proxy.path("policy.yaml")).unwrap();
+    assert_eq!(proxy.wait_generation(g + 2).await, g + 2);
+    assert!(proxy.app.shared.current().policy.has_tenant("hand-made"));
+
+    // The next write is applied on top of the hand edit.
+    assert_eq!(add("e2").await.status, 200);
+    let file = policy_file(&proxy);
+    assert!(
+        file.contains("hand-made") && file.contains("vpcep_id: e2"),
+        "{file}"
+    );
+
+    // A broken hand edit is never overwritten: writes answer 409 until it is fixed.
+    let broken = format!("{file}  - {{ broken\n");
+    std::fs::write(&tmp, &broken).unwrap();
+    std::fs::rename(&tmp, proxy.path("policy.yaml")).unwrap();
+    let r = add("e3").await;
+    assert_eq!(
+        (r.status, r.flat_code()),
+        (409, "UC.00011009".to_owned()),
+        "{}",
+        r.body
+    );
+    assert_eq!(policy_file(&proxy), broken);
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_json_in_their_api_shape() {
+    let (_up, proxy) = setup().await;
+    let r = read(&proxy, "/v2/nothing").await;
+    assert_eq!((r.status, r.flat_code()), (404, "UC.00011005".to_owned()));
+    let r = read(&proxy, "/v1/p/vpc-endpoint-services/s/other").await;
+    assert_eq!((r.status, r.nested_code()), (404, "UC.00011005".to_owned()));
+}
