@@ -99,6 +99,7 @@ const QUEUE: usize = 256;
 impl Writer {
     /// Start the writer task for the config at `config_path`.
     pub fn spawn(shared: Arc<Shared>, config_path: PathBuf) -> Writer {
+        remove_stale_temp_files(&shared.current().config.policy.path);
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer { tx };
         if let Some(pending) = shared.take_pending_queue() {
@@ -420,6 +421,26 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Remove temporary files a killed process left beside `path` (`.NAME.PID.tmp`, see
+/// [`write_atomically`]); the file itself is always whole, so they hold nothing to recover.
+fn remove_stale_temp_files(path: &Path) {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && n.ends_with(".tmp") {
+            tracing::info!(file = %e.path().display(), "removing a temporary file left by an interrupted write");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// The connection id a marker seen without one is recorded under (SPEC §3 makes a connection's
