@@ -7,6 +7,7 @@
 //! | `GET /readyz` | none | 200 when rules are loaded, 503 while draining |
 //! | `GET /status` | read | version, uptime, generation, sha256s, last reload, entry counts |
 //! | `POST /-/reload` | write | reload now: 200 with the generation, or 400 with the error |
+//! | the seed REST APIs | read (GET) / write | see `api/mod.rs` |
 //!
 //! Every request passes [`guard`]: authentication (`auth.rs`) and `admin_requests_total`.
 
