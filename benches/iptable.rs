@@ -13,11 +13,18 @@
 //! 2026-11-23, shared 2-core workplace VM (another build running), rustc 1.95,
 //! `-- --warm-up-time 1 --measurement-time 3`:
 //!
-//! | entries | v4 lookup | v6 lookup | v4 naive scan | v6 naive scan | build v4 |
-//! |---|---|---|---|---|---|
-//! | 10 | see BENCHMARKS.md | | | | |
+//! | entries | v4 lookup | v6 lookup | v4 naive scan | v6 naive scan |
+//! |---|---|---|---|---|
+//! | 10 | 11.2 ns | 20.2 ns | 13.9 ns | 16.4 ns |
+//! | 10,000 | 27.5 ns | 28.5 ns | 27.9 µs | 26.6 µs |
+//! | 100,000 | 62.9 ns | 43.5 ns | 332 µs | 336 µs |
+//! | 1,000,000 | 175 ns | 90.6 ns | (not run) | (not run) |
 //!
-//! Conclusions: see BENCHMARKS.md ("Decision core").
+//! Build: 13.7 ms for 100,000 IPv4 entries, 260 ms for 1,000,000.
+//!
+//! The lookup grows with log n and stays under 100 ns up to 100k entries; the 1M IPv4 table
+//! (starts + ends + hits, ~20 MB) no longer fits in cache, hence 175 ns. The scan grows linearly:
+//! at 100k it is ~5,000× slower. Whole-proxy numbers: BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
