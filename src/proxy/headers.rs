@@ -26,7 +26,8 @@ pub const X_VPCGUARD_DECISION: HeaderName = HeaderName::from_static("x-vpcguard-
 
 /// The fixed hop-by-hop set of RFC 9110 §7.6.1 plus the de-facto ones (`Keep-Alive`,
 /// `Proxy-Connection`) that proxies have always dropped.
-const HOP_BY_HOP: [HeaderName; 9] = [
+const HOP_COUNT: usize = 9;
+const HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -41,13 +42,36 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// Remove hop-by-hop headers: first every header *named in* `Connection` (all its lines), then the
 /// fixed set. `TE: trailers` is kept when the client sent it, because gRPC needs it end to end
 /// (RFC 9113 §8.2.2 allows exactly that value on HTTP/2).
+///
+/// # Performance
+/// Runs twice per proxied request (request and response). One pass over the names finds which of
+/// the fixed set are present; a message with none of them (no `Connection` either) is left as is
+/// without hashing anything, and only present names are removed. `Connection` tokens are matched
+/// against the names present, so tokens such as `close` or `keep-alive` allocate nothing.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut present = [false; HOP_COUNT];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter_map(|t| {
+            let t = t.trim();
+            headers
+                .keys()
+                .find(|k| k.as_str().eq_ignore_ascii_case(t))
+                .cloned()
+        })
         .collect();
     let keep_te_trailers = headers
         .get_all(header::TE)
@@ -58,8 +82,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    for (name, here) in HOP_BY_HOP.iter().zip(present) {
+        if here {
+            headers.remove(name);
+        }
     }
     if keep_te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -89,25 +115,66 @@ pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
 
 /// Set `X-Forwarded-For`: appended to the existing chain when the immediate peer is a trusted proxy
 /// (its chain is meaningful), replaced otherwise (a client-supplied chain is a spoofing vector for
-/// whatever reads it upstream).
-pub fn set_forwarded_for(headers: &mut HeaderMap, client: IpAddr, peer_trusted: bool) {
-    let mut chain = String::new();
+/// whatever reads it upstream). `client` is the client address as [`ip_value`] renders it.
+pub fn set_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue, peer_trusted: bool) {
+    let mut chain = Vec::new();
     if peer_trusted {
         for v in headers.get_all(&X_FORWARDED_FOR) {
             if let Ok(s) = v.to_str() {
                 let s = s.trim();
                 if !s.is_empty() {
-                    chain.push_str(s);
-                    chain.push_str(", ");
+                    chain.extend_from_slice(s.as_bytes());
+                    chain.extend_from_slice(b", ");
                 }
             }
         }
     }
-    chain.push_str(&client.to_string());
+    if chain.is_empty() {
+        // `insert` replaces every existing line.
+        headers.insert(X_FORWARDED_FOR, client.clone());
+        return;
+    }
+    chain.extend_from_slice(client.as_bytes());
     headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::from_str(&chain) {
+    if let Ok(v) = HeaderValue::from_bytes(&chain) {
         headers.insert(X_FORWARDED_FOR, v);
     }
+}
+
+/// An IP address as a header value, in its `Display` form (dotted quad, or RFC 5952 IPv6).
+///
+/// # Performance
+/// IPv4 — the common case — is written digit by digit into a stack buffer: no formatter, one copy.
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
+    let v6;
+    let mut buf = [0u8; 15];
+    let bytes: &[u8] = match ip {
+        IpAddr::V4(a) => {
+            let mut n = 0;
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            &buf[..n]
+        }
+        IpAddr::V6(a) => {
+            v6 = a.to_string();
+            v6.as_bytes()
+        }
+    };
+    HeaderValue::from_bytes(bytes).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// Is an inbound `X-Request-Id` acceptable to keep? 1–128 visible characters from a conservative
@@ -122,9 +189,17 @@ pub fn valid_request_id(v: &HeaderValue) -> bool {
 }
 
 /// A fresh request id: 32 lowercase hex digits from the thread RNG.
+///
+/// # Performance
+/// Hex digits written into a stack buffer (no formatter, no intermediate `String`).
 pub fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n: u128 = rand::random();
-    HeaderValue::from_str(&format!("{n:032x}")).unwrap_or(HeaderValue::from_static("0"))
+    let mut buf = [0u8; 32];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
 }
 
 #[cfg(test)]
@@ -206,11 +281,54 @@ mod tests {
             ("x-forwarded-for", "1.1.1.1"),
             ("x-forwarded-for", "2.2.2.2"),
         ]);
-        set_forwarded_for(&mut h, ip, true);
+        set_forwarded_for(&mut h, &ip_value(ip), true);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 203.0.113.7");
         let mut h = map(&[("x-forwarded-for", "1.1.1.1")]);
-        set_forwarded_for(&mut h, ip, false);
+        set_forwarded_for(&mut h, &ip_value(ip), false);
         assert_eq!(h["x-forwarded-for"], "203.0.113.7");
+        let mut h = map(&[("x-forwarded-for", " ")]);
+        set_forwarded_for(&mut h, &ip_value(ip), true);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.7");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    }
+
+    #[test]
+    fn ip_value_matches_display() {
+        const CASES: &[&str] = &[
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.0.255",
+            "127.0.0.1",
+            "192.168.100.9",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "::",
+        ];
+        for c in CASES {
+            let ip: IpAddr = c.parse().unwrap();
+            assert_eq!(ip_value(ip), ip.to_string().as_str(), "case {c}");
+        }
+    }
+
+    #[test]
+    fn strip_hop_by_hop_without_hop_headers_changes_nothing() {
+        let mut h = map(&[("host", "a"), ("x-kept", "1"), ("content-length", "2")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+    }
+
+    #[test]
+    fn strip_hop_by_hop_connection_tokens_match_case_insensitively() {
+        let mut h = map(&[
+            ("connection", "close, X-Secret"),
+            ("x-secret", "1"),
+            ("x-kept", "2"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(names, vec!["x-kept"]);
     }
 
     #[test]
@@ -233,5 +351,7 @@ mod tests {
             &HeaderValue::from_str(&"a".repeat(129)).unwrap()
         ));
         assert!(valid_request_id(&new_request_id()));
+        assert_eq!(new_request_id().len(), 32);
+        assert_ne!(new_request_id(), new_request_id());
     }
 }

@@ -95,7 +95,12 @@ impl Done {
             peer: conn.peer,
             client_ip: conn.conn_ip,
             method: req.method().clone(),
-            path: req.uri().path().to_owned(),
+            // Only the access log reads it: no copy when the log is off.
+            path: if access_log {
+                req.uri().path().to_owned()
+            } else {
+                String::new()
+            },
             version: req.version(),
             status: 0,
             decision: None,
@@ -209,13 +214,13 @@ async fn route(
         (None, None) => None,
     };
     // 4. Self check: answered here, never forwarded (SPEC §7.1).
-    let path = req.uri().path().to_owned();
-    if cfg.self_check_path.as_deref() == Some(path.as_str()) && req.method() == Method::GET {
+    let path = req.uri().path();
+    if cfg.self_check_path.as_deref() == Some(path) && req.method() == Method::GET {
         return super::selfcheck::answer(current, &req, client.addr, vpcep, done);
     }
     // 5. Tenant and right, then the decision against the snapshot current now.
     let host = host_of(&req);
-    let tenant = match resolve_tenant(&cfg.tenant, req.headers(), host.as_deref(), &path) {
+    let tenant = match resolve_tenant(&cfg.tenant, req.headers(), host, path) {
         Some(TenantHint::Tenant(t)) => TenantRef::Tenant(t),
         Some(TenantHint::Project(p)) => TenantRef::Project(p),
         None => TenantRef::None,
@@ -224,10 +229,15 @@ async fn route(
         client_ip: client.addr,
         tenant,
         vpcep,
-        right: cfg.routes.right_for(req.method(), &path),
+        right: cfg.routes.right_for(req.method(), path),
     };
     let decision = policy::decide(&current.policy, &facts);
     record(shared, &decision, done);
+    let value = |s: Option<&str>| s.and_then(|s| HeaderValue::from_str(s).ok());
+    let (tenant_value, vpcep_value) = match cfg.identity_headers {
+        true => (value(decision.tenant), value(decision.vpcep_id)),
+        false => (None, None),
+    };
     let decision_label = match decision.outcome {
         Outcome::Allow => DecisionLabel::Allow,
         Outcome::Deny(reason) => {
@@ -243,8 +253,8 @@ async fn route(
     // 6. Forward.
     let identity = Identity {
         client_ip: client.addr,
-        vpcep_id: done.vpcep_id.clone(),
-        tenant: done.tenant.clone(),
+        vpcep_id: vpcep_value,
+        tenant: tenant_value,
         decision: decision_label,
     };
     forward(shared, current, conn, req, peer_trusted, identity, done).await
@@ -255,17 +265,30 @@ fn strip_internal(headers: &mut http::HeaderMap) {
 }
 
 /// The `Host` header, or the HTTP/2 `:authority`.
-fn host_of(req: &Request<Incoming>) -> Option<String> {
+fn host_of(req: &Request<Incoming>) -> Option<&str> {
     req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+}
+
+/// [`host_of`] as a header value: the client's `Host` line itself when it is usable (no copy).
+fn host_value(req: &Request<Incoming>) -> Option<HeaderValue> {
+    match req.headers().get(header::HOST) {
+        Some(h) if h.to_str().is_ok() => Some(h.clone()),
+        _ => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
 }
 
 fn record(shared: &Shared, decision: &Decision<'_>, done: &mut Done) {
-    done.tenant = decision.tenant.map(str::to_owned);
-    done.vpcep_id = decision.vpcep_id.map(str::to_owned);
+    // Only the access log reads them: no copies when the log is off.
+    if done.access_log {
+        done.tenant = decision.tenant.map(str::to_owned);
+        done.vpcep_id = decision.vpcep_id.map(str::to_owned);
+    }
     if let Some(p) = &decision.pending {
         let now = crate::time::now_rfc3339();
         if shared.record_pending(p.service_id, p.marker_id, now) {
@@ -301,11 +324,12 @@ fn deny(
     error::respond(code, &done.request_id)
 }
 
-/// What the upstream is told about the caller (SPEC §2 `identity_headers`).
+/// What the upstream is told about the caller (SPEC §2 `identity_headers`); the values are only
+/// rendered when `identity_headers` is on.
 struct Identity {
     client_ip: IpAddr,
-    vpcep_id: Option<String>,
-    tenant: Option<String>,
+    vpcep_id: Option<HeaderValue>,
+    tenant: Option<HeaderValue>,
     decision: DecisionLabel,
 }
 
@@ -332,21 +356,19 @@ async fn forward(
         .flatten();
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     // 3. Headers.
-    let original_host = host_of(&req);
+    let original_host = host_value(&req);
+    let client_ip = headers::ip_value(identity.client_ip);
     let h = req.headers_mut();
     headers::strip_hop_by_hop(h);
     if let Some(p) = &upgrade {
         headers::restore_upgrade(h, p.clone());
     }
-    headers::set_forwarded_for(h, identity.client_ip, peer_trusted);
+    headers::set_forwarded_for(h, &client_ip, peer_trusted);
     h.insert(
         headers::X_FORWARDED_PROTO,
         HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
     );
-    if let Some(host) = original_host
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(s).ok())
-    {
+    if let Some(host) = original_host {
         h.insert(headers::X_FORWARDED_HOST, host.clone());
         if cfg.upstream.preserve_host {
             h.insert(header::HOST, host);
@@ -356,7 +378,7 @@ async fn forward(
     }
     h.insert(X_REQUEST_ID, done.request_id.clone());
     if cfg.identity_headers {
-        set_identity(h, &identity);
+        set_identity(h, client_ip, identity);
     }
     // 4. Body: streamed, optionally limited.
     let tripped = Arc::new(AtomicBool::new(false));
@@ -406,22 +428,12 @@ async fn forward(
     resp.map(body::boxed)
 }
 
-fn set_identity(h: &mut http::HeaderMap, id: &Identity) {
-    if let Ok(v) = HeaderValue::from_str(&id.client_ip.to_string()) {
-        h.insert(headers::X_VPCGUARD_CLIENT_IP, v);
-    }
-    if let Some(v) = id
-        .vpcep_id
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(s).ok())
-    {
+fn set_identity(h: &mut http::HeaderMap, client_ip: HeaderValue, id: Identity) {
+    h.insert(headers::X_VPCGUARD_CLIENT_IP, client_ip);
+    if let Some(v) = id.vpcep_id {
         h.insert(headers::X_VPCGUARD_VPCEP_ID, v);
     }
-    if let Some(v) = id
-        .tenant
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(s).ok())
-    {
+    if let Some(v) = id.tenant {
         h.insert(headers::X_VPCGUARD_TENANT, v);
     }
     h.insert(
