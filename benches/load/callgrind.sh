@@ -16,17 +16,7 @@ source benches/load/lib.sh
 cargo build --release --quiet --bin vpcguard
 
 UP=$(free_port); PX=$(free_port); ADM=$(free_port)
-mkdir -p "$work/nginx/logs"
-cat > "$work/nginx/nginx.conf" <<NGX
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok"; } } }
-NGX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
-wait_port "$UP"
+start_upstream "$UP"
 
 python3 benches/load/gen_rules.py vpcguard "$RULES" > "$work/policy.yaml"
 tls=""; scheme=http

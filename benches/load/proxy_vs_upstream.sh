@@ -13,17 +13,7 @@ cpu_ticks() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }
 cargo build --release --quiet --bin vpcguard
 UP=$(free_port); PLAIN=$(free_port); TLS=$(free_port); ADM1=$(free_port); ADM2=$(free_port)
 
-mkdir -p "$work/nginx/logs"
-cat > "$work/nginx/nginx.conf" <<NGX
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok"; } } }
-NGX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
-wait_port "$UP"
+start_upstream "$UP"
 
 printf 'tenants:\n  - enterprise_id: bench\n    trusted_ips:\n      - { id: "1", ip_range: "127.0.0.0/8", view_flag: 1, download_flag: 1, upload_flag: 1 }\n' > "$work/policy.yaml"
 for mode in plain tls; do

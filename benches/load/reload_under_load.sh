@@ -13,16 +13,7 @@ source benches/load/lib.sh
 
 cargo build --release --quiet --bin vpcguard
 UP=$(free_port); PORT=$(free_port); ADM=$(free_port)
-mkdir -p "$work/nginx/logs"
-cat > "$work/nginx/nginx.conf" <<NGX
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok"; } } }
-NGX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
+start_upstream "$UP"
 
 gen() { # tag -> file
   python3 - "$ENTRIES" "$1" > "$2" <<'PY'

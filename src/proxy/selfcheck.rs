@@ -89,7 +89,8 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
         .and_then(|(_, v)| percent_decode(v))
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+/// Percent-decode a query-string component (`+` is a space); `None` on a bad escape or non-UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

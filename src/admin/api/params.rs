@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::admin::error::ApiError;
 use crate::policy::IdKind;
 use crate::policy::validate;
+use crate::proxy::selfcheck::percent_decode;
 
 /// Request bodies larger than this are refused (an admin body is a handful of records).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -26,7 +27,10 @@ impl Query {
         for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let bad = || ApiError::bad_param("the query string is not valid percent-encoded UTF-8");
-            let (k, v) = (decode(k).ok_or_else(bad)?, decode(v).ok_or_else(bad)?);
+            let (k, v) = (
+                percent_decode(k).ok_or_else(bad)?,
+                percent_decode(v).ok_or_else(bad)?,
+            );
             if out.contains_key(&k) {
                 return Err(ApiError::bad_param(format!(
                     "query parameter {k} is given more than once"
@@ -73,29 +77,6 @@ impl Query {
                 ))
             })
     }
-}
-
-fn decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Parse a JSON request body into `T` (whose unknown fields are refused, so a typo such as
