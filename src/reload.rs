@@ -522,15 +522,20 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     out
 }
 
-/// The directories to watch for `config` loaded from `config_path`: the parents of the config
-/// file, the policy file and the TLS files (SPEC §8), deduplicated.
-pub fn watched_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
+/// The files a load reads: the config, the policy, and the TLS certificate and key.
+fn watched_files(config_path: &Path, config: &Config) -> Vec<PathBuf> {
     let mut files = vec![config_path.to_path_buf(), config.policy.path.clone()];
     if let Some(t) = &config.listen.tls {
         files.push(t.cert.clone());
         files.push(t.key.clone());
     }
-    let mut dirs: Vec<PathBuf> = files
+    files
+}
+
+/// The directories to watch for `config` loaded from `config_path`: the parents of the config
+/// file, the policy file and the TLS files (SPEC §8), deduplicated.
+pub fn watched_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = watched_files(config_path, config)
         .iter()
         .map(|f| match f.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -545,12 +550,7 @@ pub fn watched_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
 /// The file names in those directories whose events matter: the watched files themselves, and
 /// Kubernetes' `..data` style entries (a ConfigMap volume swaps a `..data` symlink).
 pub fn watched_names(config_path: &Path, config: &Config) -> Vec<std::ffi::OsString> {
-    let mut files = vec![config_path.to_path_buf(), config.policy.path.clone()];
-    if let Some(t) = &config.listen.tls {
-        files.push(t.cert.clone());
-        files.push(t.key.clone());
-    }
-    files
+    watched_files(config_path, config)
         .iter()
         .filter_map(|f| f.file_name().map(|n| n.to_os_string()))
         .collect()
