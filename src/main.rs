@@ -73,6 +73,13 @@ fn run(path: &Path) -> ExitCode {
         }
     };
     rt.block_on(async move {
+        let signals = match vpcguard::signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install signal handlers");
+                return ExitCode::FAILURE;
+            }
+        };
         if loaded.tls_self_signed {
             tracing::warn!(
                 "no certificate files found: serving a self-signed certificate for \"localhost\" generated in memory"
@@ -93,7 +100,7 @@ fn run(path: &Path) -> ExitCode {
             }
         };
         tracing::info!(data = %app.data_addr, admin = %app.admin_addr, "vpcguard listening");
-        vpcguard::signals::run_until_shutdown(&app).await;
+        signals.run_until_shutdown(&app).await;
         app.wait().await;
         tracing::info!("shutdown complete");
         ExitCode::SUCCESS
