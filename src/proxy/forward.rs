@@ -1,4 +1,5 @@
-//! The upstream side: one pooled hyper client per upstream protocol, request URI rewriting, the
+//! The upstream side: the pooled client (a [`H1Pool`] for a plain `http://` HTTP/1.1 upstream, the
+//! common sidecar case; hyper-util's client for HTTPS, h2c and upgrades), request URI rewriting, the
 //! time-to-response-headers deadline, and the classification of upstream failures into the
 //! documented 502/504 codes (SPEC §5, §6).
 //!
@@ -11,13 +12,13 @@ use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::ProxyBody;
+use super::pool::{H1Pool, PoolError};
+use crate::body::{BoxError, ProxyBody};
 use crate::config::model::{Upstream, UpstreamProtocol};
 use crate::error::ErrorCode;
 use crate::metrics::UpstreamErrorKind;
@@ -27,13 +28,13 @@ use crate::metrics::UpstreamErrorKind;
 pub enum ForwardError {
     /// 502 `VG.00050201`: connection refused, unroutable, connect timeout, TLS to upstream failed.
     #[error("upstream connect failed: {0}")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] BoxError),
     /// 504 `VG.00050401`: no response headers within `upstream.response_timeout`.
     #[error("upstream response timeout after {0:?}")]
     Timeout(Duration),
     /// 502 `VG.00050202`: the upstream answered with something that is not HTTP, or closed early.
     #[error("upstream protocol error: {0}")]
-    Protocol(#[source] hyper_util::client::legacy::Error),
+    Protocol(#[source] BoxError),
     /// 413 `VG.00041301`: the client's body crossed `limits.max_body_bytes` while streaming.
     #[error("request body exceeds max_body_bytes")]
     BodyTooLarge,
@@ -67,6 +68,8 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 #[derive(Clone, Debug)]
 pub struct Forwarder {
     client: HttpClient,
+    /// The fast path for plain HTTP/1.1 upstreams (everything but upgrades).
+    pool: Option<Arc<H1Pool>>,
     /// HTTP/1.1-only client for upgrades when the main client speaks h2c.
     upgrade_client: HttpClient,
     upstream: Arc<Upstream>,
@@ -93,8 +96,16 @@ impl Forwarder {
             b.build(https)
         };
         let h2c = upstream.protocol == UpstreamProtocol::H2c;
+        let pool = (upstream.protocol == UpstreamProtocol::Http1).then(|| {
+            Arc::new(H1Pool::new(
+                upstream.authority.clone(),
+                upstream.connect_timeout,
+                upstream.idle_timeout,
+            ))
+        });
         Self {
             client: build(h2c),
+            pool,
             upgrade_client: build(false),
             upstream: Arc::new(upstream.clone()),
         }
@@ -115,7 +126,16 @@ impl Forwarder {
         mut req: Request<ProxyBody>,
         upgrade: bool,
         body_tripped: &AtomicBool,
-    ) -> Result<Response<Incoming>, ForwardError> {
+    ) -> Result<Response<ProxyBody>, ForwardError> {
+        let limit = self.upstream.response_timeout;
+        if !upgrade && let Some(pool) = &self.pool {
+            let result = within(limit, pool.send(req)).await?;
+            return result.map_err(|e| match e {
+                _ if body_tripped.load(Ordering::Acquire) => ForwardError::BodyTooLarge,
+                PoolError::Connect(e) => ForwardError::Connect(e),
+                PoolError::Request(e) => ForwardError::Protocol(Box::new(e)),
+            });
+        }
         let pq = req
             .uri()
             .path_and_query()
@@ -136,22 +156,25 @@ impl Forwarder {
         } else {
             &self.client
         };
-        let fut = client.request(req);
-        let result = match self.upstream.response_timeout {
-            Some(limit) => match tokio::time::timeout(limit, fut).await {
-                Ok(r) => r,
-                Err(_) => return Err(ForwardError::Timeout(limit)),
-            },
-            None => fut.await,
-        };
-        result.map_err(|e| {
-            if body_tripped.load(Ordering::Acquire) {
-                ForwardError::BodyTooLarge
-            } else if e.is_connect() {
-                ForwardError::Connect(e)
-            } else {
-                ForwardError::Protocol(e)
-            }
-        })
+        let result = within(limit, client.request(req)).await?;
+        match result {
+            Ok(resp) => Ok(resp.map(crate::body::boxed)),
+            Err(_) if body_tripped.load(Ordering::Acquire) => Err(ForwardError::BodyTooLarge),
+            Err(e) if e.is_connect() => Err(ForwardError::Connect(Box::new(e))),
+            Err(e) => Err(ForwardError::Protocol(Box::new(e))),
+        }
+    }
+}
+
+/// `fut`, or [`ForwardError::Timeout`] when `limit` passes first.
+async fn within<T>(
+    limit: Option<Duration>,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, ForwardError> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, fut)
+            .await
+            .map_err(|_| ForwardError::Timeout(limit)),
+        None => Ok(fut.await),
     }
 }

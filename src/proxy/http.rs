@@ -425,7 +425,7 @@ async fn forward(
         return resp.map(|_| body::empty());
     }
     headers::strip_hop_by_hop(resp.headers_mut());
-    resp.map(body::boxed)
+    resp
 }
 
 fn set_identity(h: &mut http::HeaderMap, client_ip: HeaderValue, id: Identity) {

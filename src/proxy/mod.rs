@@ -4,7 +4,7 @@
 //! 2. `conn` — PROXY header (`proxy_protocol`, replayed through `rewind`), TLS (`tls`), HTTP
 //!    serving with client deadlines (`idle`). The only place that sequences connection stages.
 //! 3. `http` — per request: identity, self check (`selfcheck`), `policy::decide`, deny or forward.
-//! 4. `forward` — the upstream client; `headers` — hop-by-hop and `X-Forwarded-*` rewriting.
+//! 4. `forward` — the upstream client (`pool` for plain HTTP/1.1 upstreams); `headers` — hop-by-hop and `X-Forwarded-*` rewriting.
 
 pub mod conn;
 pub mod forward;
@@ -12,6 +12,7 @@ pub mod headers;
 pub mod http;
 pub mod idle;
 pub mod listener;
+pub mod pool;
 pub mod pp_builder;
 pub mod proxy_protocol;
 pub mod rewind;

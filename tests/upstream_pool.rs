@@ -1,0 +1,232 @@
+//! The upstream connection pool (`src/proxy/pool.rs`) seen from the upstream's side: a raw TCP
+//! HTTP/1.1 server written here counts the connections vpcguard opens and sees when it closes them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{OPEN_POLICY, TestProxy, admin_block, within};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+const STATIC_TENANT: &str = "tenant:\n  - static: \"389efb76b1354e4482eabeed00000000\"\n";
+
+/// How the raw upstream answers each request.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `200` with a 2-byte body; `204` for `/empty`; `HEAD` gets a head with `Content-Length: 2`.
+    KeepAlive,
+    /// As `KeepAlive`, then closes the connection without announcing it (no `Connection: close`),
+    /// so every kept connection goes stale.
+    CloseAfterEach,
+    /// A head announcing 1 MiB, 1 KiB of it, then nothing (the connection stays open).
+    Stall,
+}
+
+struct RawUpstream {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    /// One message per connection the proxy closed (read returned 0 or failed).
+    closed: mpsc::UnboundedReceiver<()>,
+}
+
+impl RawUpstream {
+    async fn start(mode: Mode) -> RawUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (tx, closed) = mpsc::unbounded_channel();
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    serve(s, mode).await;
+                    let _ = tx.send(());
+                });
+            }
+        });
+        RawUpstream {
+            addr,
+            accepted,
+            closed,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Answer requests (heads only; the tests send no bodies) until the peer closes or `mode` ends
+/// the connection.
+async fn serve(mut s: TcpStream, mode: Mode) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        buf.drain(..head_end);
+        let answer: Vec<u8> = match mode {
+            Mode::Stall => {
+                let mut a = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+                a.extend(std::iter::repeat_n(b'z', 1024));
+                a
+            }
+            _ if head.starts_with("HEAD ") => {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n".to_vec()
+            }
+            _ if head.starts_with("GET /empty ") => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        };
+        if s.write_all(&answer).await.is_err() {
+            return;
+        }
+        match mode {
+            Mode::KeepAlive => {}
+            Mode::CloseAfterEach => return,
+            Mode::Stall => {
+                // Hold the connection until the proxy gives up on it.
+                while let Ok(n) = s.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn proxy_for(up: &RawUpstream, upstream_extra: &str) -> TestProxy {
+    let config = format!(
+        "upstream:\n  url: \"http://{}\"\n{upstream_extra}{STATIC_TENANT}{}",
+        up.addr,
+        admin_block("")
+    );
+    TestProxy::start(&config, OPEN_POLICY, false).await
+}
+
+#[tokio::test]
+async fn sequential_requests_share_one_upstream_connection_whatever_the_body() {
+    let up = RawUpstream::start(Mode::KeepAlive).await;
+    let proxy = proxy_for(&up, "").await;
+    // Fresh client connections each time, so only the upstream side can be reusing.
+    for path in ["/a", "/empty", "/b", "/empty", "/c"] {
+        let c = proxy.client(false);
+        let r = c
+            .get(format!("{}{path}", proxy.base()))
+            .send()
+            .await
+            .unwrap();
+        let expect = if path == "/empty" { 204 } else { 200 };
+        assert_eq!(r.status(), expect, "{path}");
+        r.bytes().await.unwrap();
+        let r = c
+            .head(format!("{}{path}", proxy.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "HEAD {path}");
+    }
+    assert_eq!(
+        up.accepted(),
+        1,
+        "every exchange reused the first connection"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_open_at_most_one_connection_each_then_reuse_them() {
+    let up = RawUpstream::start(Mode::KeepAlive).await;
+    let proxy = proxy_for(&up, "").await;
+    let c = proxy.client(false);
+    for _round in 0..3 {
+        let mut all = Vec::new();
+        for i in 0..8 {
+            let c = c.clone();
+            let url = format!("{}/r{i}", proxy.base());
+            all.push(tokio::spawn(async move {
+                let r = c.get(url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.text().await.unwrap()
+            }));
+        }
+        for t in all {
+            assert_eq!(within(10, t).await.unwrap(), "ok");
+        }
+    }
+    let n = up.accepted();
+    assert!(
+        (1..=8).contains(&n),
+        "{n} upstream connections for 8 at a time"
+    );
+}
+
+#[tokio::test]
+async fn connections_the_upstream_closes_are_never_a_client_error() {
+    let up = RawUpstream::start(Mode::CloseAfterEach).await;
+    let proxy = proxy_for(&up, "").await;
+    let c = proxy.client(false);
+    for i in 0..50 {
+        let r = c
+            .get(format!("{}/s{i}", proxy.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
+    assert_eq!(up.accepted(), 50, "one new connection per request");
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_idle_timeout() {
+    let mut up = RawUpstream::start(Mode::KeepAlive).await;
+    let proxy = proxy_for(&up, "  idle_timeout: 1s\n").await;
+    let r = proxy.client(false).get(proxy.base()).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "ok");
+    // Nothing else closes it: the raw upstream keeps connections forever.
+    within(10, up.closed.recv()).await.unwrap();
+    let r = proxy.client(false).get(proxy.base()).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "ok");
+    assert_eq!(up.accepted(), 2, "the expired connection was not reused");
+}
+
+#[tokio::test]
+async fn a_response_abandoned_mid_body_takes_its_connection_with_it() {
+    let mut up = RawUpstream::start(Mode::Stall).await;
+    let proxy = proxy_for(&up, "").await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"zzzz") {
+        let n = within(10, s.read(&mut chunk)).await.unwrap();
+        assert!(n > 0, "proxy closed before the body started");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    // The client goes away; the half-read upstream connection must be closed, not pooled.
+    drop(s);
+    within(10, up.closed.recv()).await.unwrap();
+    assert_eq!(up.accepted(), 1);
+}
