@@ -11,6 +11,11 @@ use clap::Parser;
 use vpcguard::cli::{Cli, Command};
 use vpcguard::config::{self, Loaded};
 
+/// See the `mimalloc` feature in Cargo.toml.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EX_USAGE: u8 = 64;
 const EX_CONFIG: u8 = 78;
 
