@@ -65,6 +65,8 @@ fn run(path: &Path) -> ExitCode {
     let log = vpcguard::logging::init(&loaded.config.log);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A worker going idle hands its queued access lines to the writer thread.
+        .on_thread_park(vpcguard::access_log::on_worker_park)
         .build()
     {
         Ok(rt) => rt,

@@ -2,17 +2,26 @@
 //! lines to a bounded in-memory batch; the thread swaps the batch out and writes it in one call.
 //!
 //! Why a thread: a write to stdout can block (a full pipe, a slow log collector), and a blocked
-//! tokio worker stalls every connection it serves. Why batches: one `write` per batch, not per
-//! line; the thread writes as soon as lines are waiting, so under light load every line goes out
-//! at once and under heavy load lines coalesce while the previous write runs. Why bounded: when
-//! the output stays blocked the batch stops growing and further lines are dropped (the caller
-//! counts them) instead of buffering without limit.
+//! tokio worker stalls every connection it serves. Why bounded: when the output stays blocked the
+//! batch stops growing and further lines are dropped (the caller counts them) instead of
+//! buffering without limit.
+//!
+//! When the writer is woken — the one system call a request task could pay — decides how much
+//! lines coalesce. Waking it per line would be a futex call per request on a lightly loaded proxy,
+//! then one `write` per line. Instead a request task only marks the batch as unsignalled, and
+//! [`Queue::signal`] wakes the writer when the tokio worker runs out of work
+//! (`on_thread_park`), when the batch reaches `wake_bytes` (a worker that never idles), or the
+//! writer wakes itself after `backstop` (lines pushed from elsewhere). So a line waits at most
+//! until its worker is idle — never while the proxy is idle — and under load one wake-up and one
+//! `write` carry many lines.
 //!
 //! Does I/O only through the `out` function the thread is given.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A line was not queued: the batch was full (output blocked) or the writer has stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,16 +31,23 @@ pub struct Dropped;
 #[derive(Debug)]
 pub struct Queue {
     state: Mutex<State>,
-    /// Signalled when lines arrive while the writer waits, and on close.
+    /// Signalled to wake the writer (see the module docs), and on close.
     ready: Condvar,
+    /// Lines were queued while the writer waits and nobody has woken it yet. Set under the lock,
+    /// read without it by [`Queue::signal`].
+    unsignalled: AtomicBool,
     /// Most bytes waiting at once.
     limit: usize,
+    /// A push that brings the batch to this size wakes the writer itself.
+    wake_bytes: usize,
+    /// The writer's longest sleep while lines may be waiting unsignalled.
+    backstop: Duration,
 }
 
 #[derive(Debug, Default)]
 struct State {
     batch: Vec<u8>,
-    /// The writer is (about to be) asleep on `ready`: the next push must wake it.
+    /// The writer is (about to be) asleep on `ready`.
     waiting: bool,
     closed: bool,
 }
@@ -40,32 +56,59 @@ struct State {
 const KEEP_CAPACITY: usize = 64 * 1024;
 
 impl Queue {
-    /// An open queue holding at most `limit` bytes of unwritten lines.
-    pub fn new(limit: usize) -> Arc<Queue> {
+    /// An open queue holding at most `limit` bytes of unwritten lines; see the module docs for
+    /// `wake_bytes` and `backstop`.
+    pub fn new(limit: usize, wake_bytes: usize, backstop: Duration) -> Arc<Queue> {
         Arc::new(Queue {
             state: Mutex::new(State::default()),
             ready: Condvar::new(),
+            unsignalled: AtomicBool::new(false),
             limit,
+            wake_bytes,
+            backstop,
         })
     }
 
     /// Queue one complete line (with its newline).
     ///
     /// # Performance
-    /// A short critical section (one copy of the line); wakes the writer (a futex call) only when
-    /// it is idle, so a busy writer costs producers no system call.
+    /// A short critical section (one copy of the line). No system call unless this push fills
+    /// the batch to `wake_bytes` while the writer sleeps (once per many lines).
     pub fn push(&self, line: &[u8]) -> Result<(), Dropped> {
         let mut s = self.lock();
         if s.closed || s.batch.len() + line.len() > self.limit {
             return Err(Dropped);
         }
         s.batch.extend_from_slice(line);
-        let wake = std::mem::take(&mut s.waiting);
+        let wake = s.waiting && s.batch.len() >= self.wake_bytes;
+        if wake {
+            s.waiting = false;
+        } else if s.waiting {
+            self.unsignalled.store(true, Ordering::Relaxed);
+        }
         drop(s);
         if wake {
             self.ready.notify_one();
         }
         Ok(())
+    }
+
+    /// Wake the writer if lines wait unsignalled; for a thread about to go idle.
+    ///
+    /// # Performance
+    /// One relaxed load when nothing waits. A flag set by another thread may be missed; that
+    /// thread signals when it goes idle itself.
+    pub fn signal(&self) {
+        if !self.unsignalled.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut s = self.lock();
+        self.unsignalled.store(false, Ordering::Relaxed);
+        if s.waiting && !s.batch.is_empty() {
+            s.waiting = false;
+            drop(s);
+            self.ready.notify_one();
+        }
     }
 
     /// Stop accepting lines; the writer writes what is queued and then ends.
@@ -80,17 +123,31 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Block until lines are queued or the queue is closed; swap the batch into `spare`. `false`
-    /// when the queue is closed and drained.
+    /// Swap the queued lines into `spare`; when there are none, first sleep until woken, the
+    /// queue closed, or `backstop` passed with lines queued. `false` once the queue is closed and
+    /// drained.
     fn take(&self, spare: &mut Vec<u8>) -> bool {
         let mut s = self.lock();
-        while s.batch.is_empty() && !s.closed {
+        // Lines queued while the last batch was being written go out at once: nobody will signal
+        // them (they were pushed while the writer was awake).
+        if s.batch.is_empty() && !s.closed {
             s.waiting = true;
-            s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+            loop {
+                let (guard, wait) = self
+                    .ready
+                    .wait_timeout(s, self.backstop)
+                    .unwrap_or_else(PoisonError::into_inner);
+                s = guard;
+                let woken = !s.waiting;
+                if woken || s.closed || (wait.timed_out() && !s.batch.is_empty()) {
+                    break;
+                }
+            }
+            s.waiting = false;
+            self.unsignalled.store(false, Ordering::Relaxed);
         }
-        s.waiting = false;
         std::mem::swap(&mut s.batch, spare);
-        !spare.is_empty()
+        !(s.closed && spare.is_empty())
     }
 }
 
@@ -105,7 +162,9 @@ where
         .spawn(move || {
             let mut batch = Vec::with_capacity(KEEP_CAPACITY);
             while queue.take(&mut batch) {
-                let _ = out(&batch);
+                if !batch.is_empty() {
+                    let _ = out(&batch);
+                }
                 batch.clear();
                 batch.shrink_to(KEEP_CAPACITY);
             }
@@ -132,14 +191,28 @@ mod tests {
         (out, rx)
     }
 
+    const LONG: Duration = Duration::from_secs(3600);
+
+    /// Wait until the writer sleeps. No event exists for it: poll the state it sets under the
+    /// lock before sleeping.
+    fn until_sleeping(q: &Queue) {
+        while !q.lock().waiting {
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
-    fn writer_idle_line_is_written_without_waiting_for_more() {
-        let q = Queue::new(1 << 20);
+    fn writer_push_does_not_wake_it_and_signal_does() {
+        let q = Queue::new(1 << 20, 1 << 20, LONG);
         let (out, rx) = channel_out();
         let thread = spawn(q.clone(), out).unwrap();
         for line in ["a\n", "b\n"] {
+            until_sleeping(&q);
             q.push(line.as_bytes()).unwrap();
-            // Each line arrives on its own: nothing holds it back for a fuller batch.
+            // No wake-up per line: the request task made no system call.
+            assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+            // The worker goes idle: the line goes out on its own, not held for a fuller batch.
+            q.signal();
             let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
             assert_eq!(got, line.as_bytes());
         }
@@ -148,8 +221,35 @@ mod tests {
     }
 
     #[test]
+    fn writer_batch_reaching_wake_bytes_wakes_it() {
+        let q = Queue::new(1 << 20, 10, LONG);
+        let (out, rx) = channel_out();
+        let thread = spawn(q.clone(), out).unwrap();
+        until_sleeping(&q);
+        q.push(b"12345\n").unwrap();
+        q.push(b"6789\n").unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(got, b"12345\n6789\n");
+        q.close();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn writer_backstop_writes_unsignalled_lines() {
+        let q = Queue::new(1 << 20, 1 << 20, Duration::from_millis(10));
+        let (out, rx) = channel_out();
+        let thread = spawn(q.clone(), out).unwrap();
+        until_sleeping(&q);
+        q.push(b"nobody signals\n").unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(got, b"nobody signals\n");
+        q.close();
+        thread.join().unwrap();
+    }
+
+    #[test]
     fn writer_close_writes_everything_queued_then_ends() {
-        let q = Queue::new(1 << 20);
+        let q = Queue::new(1 << 20, 1 << 20, LONG);
         let (out, rx) = channel_out();
         let thread = spawn(q.clone(), out).unwrap();
         let mut want = Vec::new();
@@ -167,7 +267,7 @@ mod tests {
 
     #[test]
     fn writer_blocked_output_drops_lines_over_the_limit_and_keeps_whole_lines() {
-        let q = Queue::new(30);
+        let q = Queue::new(30, 1, LONG);
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let (entered_tx, entered_rx) = mpsc::channel::<()>();
         let (out, rx) = channel_out();
@@ -204,7 +304,7 @@ mod tests {
 
     #[test]
     fn writer_failed_output_loses_that_batch_and_goes_on() {
-        let q = Queue::new(1 << 20);
+        let q = Queue::new(1 << 20, 1, LONG);
         let (ok_out, rx) = channel_out();
         let mut ok_out = ok_out;
         let (failed_tx, failed_rx) = mpsc::channel::<()>();
