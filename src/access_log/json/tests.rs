@@ -5,14 +5,16 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// `s` as a quoted JSON string.
 fn str_json(s: &str) -> String {
-    let mut out = Vec::new();
-    write_str(s, &mut out);
+    let mut out = vec![b'"'];
+    write_escaped(s, &mut out);
+    out.push(b'"');
     String::from_utf8(out).unwrap()
 }
 
 #[test]
-fn write_str_escapes_like_serde_json() {
+fn write_escaped_escapes_like_serde_json() {
     const CASES: &[(&str, &str)] = &[
         ("plain", r#""plain""#),
         ("", r#""""#),
@@ -36,14 +38,17 @@ fn write_str_escapes_like_serde_json() {
 }
 
 #[test]
-fn write_str_every_ascii_byte_matches_serde_json() {
+fn write_escaped_every_ascii_byte_at_every_offset_matches_serde_json() {
+    // Offsets 0..17 put the byte in the first word, the second word and the tail.
     for b in 0u8..0x80 {
-        let s = format!("a{}b", char::from(b));
-        assert_eq!(
-            str_json(&s),
-            serde_json::to_string(&s).unwrap(),
-            "case {b:#x}"
-        );
+        for at in 0..17 {
+            let s = format!("{}{}{}", "a".repeat(at), char::from(b), "b".repeat(17 - at));
+            assert_eq!(
+                str_json(&s),
+                serde_json::to_string(&s).unwrap(),
+                "case {b:#x} at {at}"
+            );
+        }
     }
 }
 
@@ -128,6 +133,7 @@ fn write_timestamp_known_instants() {
         (253_402_300_800, 0, "+10000-01-01T00:00:00.000000Z"),
         (-1, 0, "1969-12-31T23:59:59.000000Z"),
         (-1, 500_000_000, "1969-12-31T23:59:59.500000Z"),
+        (-30_636_658_677, 7_000, "0999-03-01T01:02:03.000007Z"),
     ];
     for (secs, nanos, want) in CASES {
         let base = if *secs >= 0 {
@@ -147,7 +153,14 @@ fn write_timestamp_known_instants() {
 
 proptest! {
     #[test]
-    fn write_str_any_string_matches_serde_json(s in any::<String>()) {
+    fn write_escaped_any_string_matches_serde_json(s in any::<String>()) {
+        prop_assert_eq!(str_json(&s), serde_json::to_string(&s).unwrap());
+    }
+
+    #[test]
+    fn write_escaped_any_ascii_with_specials_matches_serde_json(
+        s in "[ -~\\x00-\\x1f\\x7f\"\\\\é]{0,40}"
+    ) {
         prop_assert_eq!(str_json(&s), serde_json::to_string(&s).unwrap());
     }
 
