@@ -15,26 +15,38 @@ use http::Version;
 /// The fields of one access log line (SPEC §2 `log.access_log`), borrowed from the request.
 #[derive(Clone, Debug)]
 pub struct Record<'a> {
+    /// The client's valid `X-Request-Id`, or the one generated for the request.
     pub request_id: &'a str,
+    /// The TCP peer.
     pub peer: SocketAddr,
+    /// The resolved client IP (PROXY header, trusted forwarding headers, or the peer).
     pub client_ip: IpAddr,
+    /// The request method.
     pub method: &'a str,
+    /// The request path as received (no query), client-controlled: always escaped.
     pub path: &'a str,
+    /// Logged as its `Debug` text (`HTTP/1.1`, `HTTP/2.0`).
     pub version: Version,
+    /// The response status sent to the client.
     pub status: u16,
     /// `allow`, `deny`, `report_deny`, or `none` (answered by the proxy itself).
     pub decision: &'a str,
+    /// The deny reason label, `none`, or `self_check`.
     pub reason: &'a str,
     /// Empty when none was resolved.
     pub tenant: &'a str,
     /// Empty when none was resolved.
     pub vpcep_id: &'a str,
+    /// Response body bytes that passed through.
     pub bytes_sent: u64,
+    /// `false` when the response body ended early (error, client gone).
     pub complete: bool,
+    /// Request head to end of the response body.
     pub duration_ms: f64,
-    /// `None` leaves the key out (tracing records nothing for a `None` field).
+    /// Time spent on the upstream exchange (to its response head or error); `None` (never
+    /// forwarded) leaves the key out, as tracing records nothing for a `None` field.
     pub upstream_ms: Option<f64>,
-    /// `None` leaves the key out.
+    /// What went wrong (`connect`, `body_too_large`, …); `None` leaves the key out.
     pub error: Option<&'a str>,
 }
 
