@@ -14,9 +14,11 @@
 //! - [`metrics`] — every metric name and label enum.
 //! - [`body`] — streaming body wrappers (limit, completion hook).
 //! - [`time`] — RFC 3339 timestamps.
+//! - [`access_log`] — the per-request access line: formatted by hand, written by its own thread.
 //! - [`signals`], [`logging`], [`explain`] — process glue for `main`.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod body;

@@ -66,9 +66,12 @@ fn run(path: &Path) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    vpcguard::logging::init(&loaded.config.log);
+    // Held to the end: dropping it writes the queued access lines (see its docs).
+    let log = vpcguard::logging::init(&loaded.config.log);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A worker going idle hands its queued access lines to the writer thread.
+        .on_thread_park(vpcguard::access_log::on_worker_park)
         .build()
     {
         Ok(rt) => rt,
@@ -107,6 +110,8 @@ fn run(path: &Path) -> ExitCode {
         tracing::info!(data = %app.data_addr, admin = %app.admin_addr, "vpcguard listening");
         signals.run_until_shutdown(&app).await;
         app.wait().await;
+        // Every request has finished: write their access lines before the last line.
+        drop(log);
         tracing::info!("shutdown complete");
         ExitCode::SUCCESS
     })

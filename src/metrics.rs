@@ -121,6 +121,8 @@ pub struct Metrics {
     pub policy_entries: IntGaugeVec,
     pub admin_requests_total: IntCounterVec,
     pub build_info: IntGaugeVec,
+    /// Access lines lost because stdout stayed blocked (see `access_log`).
+    pub access_log_dropped_total: IntCounter,
     /// The hot-path children of the `*_total` families, resolved once.
     resolved: Resolved,
 }
@@ -289,6 +291,10 @@ impl Metrics {
                 ),
                 &["version"],
             )?,
+            access_log_dropped_total: IntCounter::with_opts(opts(
+                "access_log_dropped_total",
+                "Access log lines dropped because stdout did not keep up.",
+            ))?,
         };
         reg.register(Box::new(m.requests_total.clone()))?;
         reg.register(Box::new(m.request_duration_seconds.clone()))?;
@@ -306,6 +312,7 @@ impl Metrics {
         reg.register(Box::new(m.policy_entries.clone()))?;
         reg.register(Box::new(m.admin_requests_total.clone()))?;
         reg.register(Box::new(m.build_info.clone()))?;
+        reg.register(Box::new(m.access_log_dropped_total.clone()))?;
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;

@@ -347,3 +347,133 @@ async fn run_sighup_reloads_and_an_invalid_file_is_logged_with_its_position() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Start `run` on a plain-HTTP config in front of `up`, with extra environment; returns the child,
+/// its stdout lines and the data address (read from the "vpcguard listening" line, so the filter
+/// must let `vpcguard` INFO through).
+async fn run_plain(
+    dir: &std::path::Path,
+    up: std::net::SocketAddr,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    std::net::SocketAddr,
+) {
+    let config = format!(
+        "listen:\n  address: \"127.0.0.1:0\"\nadmin:\n  address: \"127.0.0.1:0\"\nupstream:\n  url: \"http://{up}\"\ntenant:\n  - static: \"389efb76b1354e4482eabeed00000000\"\n"
+    );
+    let path = write_config(dir, &config, common::OPEN_POLICY);
+    let mut child = Command::new(BIN)
+        .args(["run", "-c", &path])
+        .env("VPCGUARD_WATCH", "off")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut logs = log_lines(child.stdout.take().unwrap());
+    let listening = within(
+        30,
+        wait_for_log(&mut logs, |v| v["message"] == "vpcguard listening"),
+    )
+    .await;
+    let data = listening["data"].as_str().unwrap().parse().unwrap();
+    (child, logs, data)
+}
+
+/// SIGTERM, then every remaining stdout line up to EOF, and the exit code.
+async fn terminate_and_collect(
+    mut child: std::process::Child,
+    mut logs: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> (Vec<String>, Option<i32>) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut lines = Vec::new();
+    within(30, async {
+        while let Some(line) = logs.recv().await {
+            lines.push(line);
+        }
+    })
+    .await;
+    let code = within(30, tokio::task::spawn_blocking(move || child.wait()))
+        .await
+        .unwrap()
+        .unwrap();
+    (lines, code.code())
+}
+
+#[tokio::test]
+async fn run_concurrent_requests_each_give_one_whole_access_line_before_exit() {
+    const N: usize = 300;
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, logs, data) = run_plain(dir.path(), up.addr, &[]).await;
+    let client = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let client = client.clone();
+        // The path is logged as sent (percent-encoded); JSON escaping has its unit tests.
+        let url = format!("http://{data}/c/{i}/%22/é");
+        tasks.spawn(async move {
+            let resp = client
+                .get(url)
+                .header("x-request-id", format!("req-{i}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        });
+    }
+    within(60, async {
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+    })
+    .await;
+    // Right away: lines still queued when the signal lands must be written before exit.
+    let (lines, code) = terminate_and_collect(child, logs).await;
+    assert_eq!(code, Some(0));
+    let mut ids = Vec::new();
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        if v["message"] == "access" {
+            let id = v["request_id"].as_str().unwrap();
+            let i: usize = id.strip_prefix("req-").unwrap().parse().unwrap();
+            assert_eq!(v["path"], format!("/c/{i}/%22/%C3%A9"), "{line}");
+            assert_eq!(v["status"], 200, "{line}");
+            ids.push(i);
+        }
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..N).collect::<Vec<_>>());
+    assert_eq!(
+        lines
+            .last()
+            .map(String::as_str)
+            .map(|l| l.contains("shutdown complete")),
+        Some(true),
+        "access lines are written before the last line: {lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn run_filter_hiding_the_access_target_writes_no_access_line() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("RUST_LOG", "info,vpcguard::access=off")];
+    let (child, logs, data) = run_plain(dir.path(), up.addr, &env).await;
+    let resp = reqwest::get(format!("http://{data}/hidden")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let (lines, code) = terminate_and_collect(child, logs).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        lines.iter().any(|l| l.contains("shutdown complete")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("\"access\"")), "{lines:?}");
+}

@@ -25,7 +25,7 @@ use crate::error::{self, ErrorCode};
 use crate::identity::client_ip::{ClientIpSource, resolve_client_ip};
 use crate::identity::tenant::{TenantHint, resolve_tenant};
 use crate::identity::vpcep_headers::{HeaderVpcep, strip_untrusted, vpcep_from_headers};
-use crate::metrics::{DecisionLabel, Metrics};
+use crate::metrics::DecisionLabel;
 use crate::policy::{self, Decision, Facts, Outcome, TenantRef, VpcepRef};
 use crate::state::{Current, Shared};
 
@@ -51,7 +51,8 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let current = shared.current();
-    let mut done = Done::new(&shared.metrics, &conn, &req, current.config.log.access_log);
+    let access_log = current.config.log.access_log && crate::access_log::enabled();
+    let mut done = Done::new(shared.clone(), &conn, &req, access_log);
     let resp = route(&shared, &current, &conn, req, &mut done).await;
     Ok(done.attach(resp))
 }
@@ -59,9 +60,10 @@ pub async fn handle(
 /// Everything known about a request so far; on completion of the response body it writes the
 /// access log line and observes the duration histogram.
 pub(super) struct Done {
-    /// Only the histogram is needed at completion; cloning one handle, not every family.
-    duration: prometheus::Histogram,
+    /// For the metrics at completion (one reference count, as cloning one histogram handle was).
+    shared: Arc<Shared>,
     start: Instant,
+    /// `log.access_log` is on and the log filter lets the line through.
     access_log: bool,
     request_id: HeaderValue,
     peer: SocketAddr,
@@ -80,7 +82,12 @@ pub(super) struct Done {
 }
 
 impl Done {
-    fn new(metrics: &Metrics, conn: &ConnInfo, req: &Request<Incoming>, access_log: bool) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        conn: &ConnInfo,
+        req: &Request<Incoming>,
+        access_log: bool,
+    ) -> Self {
         let request_id = req
             .headers()
             .get(&X_REQUEST_ID)
@@ -88,7 +95,7 @@ impl Done {
             .cloned()
             .unwrap_or_else(headers::new_request_id);
         Self {
-            duration: metrics.request_duration_seconds.clone(),
+            shared,
             start: Instant::now(),
             access_log,
             request_id,
@@ -123,31 +130,33 @@ impl Done {
 
 impl OnComplete for Done {
     fn complete(&mut self, bytes: u64, complete: bool) {
+        let metrics = &self.shared.metrics;
         let secs = self.start.elapsed().as_secs_f64();
-        self.duration.observe(secs);
+        metrics.request_duration_seconds.observe(secs);
         if !self.access_log {
             return;
         }
-        tracing::info!(
-            target: "vpcguard::access",
-            request_id = self.request_id.to_str().unwrap_or(""),
-            peer = %self.peer,
-            client_ip = %self.client_ip,
-            method = %self.method,
-            path = %self.path,
-            version = ?self.version,
-            status = self.status,
-            decision = self.decision.map_or("none", DecisionLabel::as_str),
-            reason = self.reason,
-            tenant = self.tenant.as_deref().unwrap_or(""),
-            vpcep_id = self.vpcep_id.as_deref().unwrap_or(""),
-            bytes_sent = bytes,
+        let line = crate::access_log::Record {
+            request_id: self.request_id.to_str().unwrap_or(""),
+            peer: self.peer,
+            client_ip: self.client_ip,
+            method: self.method.as_str(),
+            path: &self.path,
+            version: self.version,
+            status: self.status,
+            decision: self.decision.map_or("none", DecisionLabel::as_str),
+            reason: self.reason,
+            tenant: self.tenant.as_deref().unwrap_or(""),
+            vpcep_id: self.vpcep_id.as_deref().unwrap_or(""),
+            bytes_sent: bytes,
             complete,
-            duration_ms = secs * 1000.0,
-            upstream_ms = self.upstream_secs.map(|s| s * 1000.0),
-            error = self.error,
-            "access"
-        );
+            duration_ms: secs * 1000.0,
+            upstream_ms: self.upstream_secs.map(|s| s * 1000.0),
+            error: self.error,
+        };
+        if crate::access_log::emit(&line).is_err() {
+            metrics.access_log_dropped_total.inc();
+        }
     }
 }
 
