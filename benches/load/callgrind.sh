@@ -36,9 +36,9 @@ log:
   level: info
 CFG
 TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT" \
-  "$BIN" run -c "$work/v.yaml" > "$work/v.log" 2>&1 & pids+=($!)
+  "$BIN" run -c "$work/v.yaml" > "$logs/v.log" 2>&1 & pids+=($!)
 vpid=$!
-for _ in $(seq 600); do grep -q "vpcguard listening" "$work/v.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q "vpcguard listening" "$logs/v.log" 2>/dev/null && break; sleep 0.1; done
 h2() { case $PROTO in h1|tls-h1) h2load --h1 "$@" ;; *) h2load "$@" ;; esac; }
 h2 -n 200 -c 4 "$scheme://127.0.0.1:$PX/" > /dev/null   # warm-up: pool connections, lazy statics
 callgrind_control -i on "$vpid" > /dev/null 2>&1

@@ -38,7 +38,7 @@ start() { # proxy mode port
     haproxy) start_haproxy "$RULES" "$2" "$3" ;;
   esac
   for _ in 1 2 3 4 5 6; do wait_port "$3" && return 0; done
-  echo "$1 did not start" >&2; cat "$work"/*.log >&2; exit 1
+  echo "$1 did not start" >&2; cat "$work"/*.log "$logs"/*.log >&2; exit 1
 }
 load() { # run url requests
   case $1 in

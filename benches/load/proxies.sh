@@ -23,7 +23,7 @@ log:
   access_log: $ACCESS_LOG
   level: warn
 CFG
-  TOKIO_WORKER_THREADS=1 ${LAUNCH:-taskset -c 0} "$BIN" run -c "$work/v.yaml" > "$work/v.log" 2>&1 & pids+=($!)
+  TOKIO_WORKER_THREADS=1 ${LAUNCH:-taskset -c 0} "$BIN" run -c "$work/v.yaml" > "$logs/v.log" 2>&1 & pids+=($!)
   PID=$!
 }
 start_nginx() { # kind rules mode port

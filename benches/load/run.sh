@@ -45,17 +45,7 @@ cat "$work/cert.pem" "$work/key.pem" > "$work/combined.pem"
 
 # --- upstream: nginx, one worker, CPU 1 ---------------------------------------------------------------
 UP=$(free_port)
-mkdir -p "$work/up/logs"
-cat > "$work/up/nginx.conf" <<NGX
-worker_processes 1;
-pid $work/up/nginx.pid;
-error_log $work/up/logs/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok"; } } }
-NGX
-taskset -c 1 nginx -p "$work/up" -c "$work/up/nginx.conf" -g 'daemon off;' & pids+=($!)
-wait_port "$UP"
+start_upstream "$UP" 1
 
 # --- measurement helpers --------------------------------------------------------------------------------
 tree_ticks() { # utime+stime+cutime+cstime of PID and all its descendants
@@ -122,7 +112,7 @@ for rules in $RULES; do
         nginx-*) start_nginx "$proxy" "$rules" "$mode" "$port" ;;
         haproxy) start_haproxy "$rules" "$mode" "$port" ;;
       esac
-      wait_port "$port" || wait_port "$port" || wait_port "$port" || { echo "$proxy did not start" >&2; cat "$work"/*.log >&2; exit 1; }
+      wait_port "$port" || wait_port "$port" || wait_port "$port" || { echo "$proxy did not start" >&2; cat "$work"/*.log "$logs"/*.log >&2; exit 1; }
       if [ "$mode" = plain ]; then
         url="http://127.0.0.1:$port/"
         taskset -c 1 wrk -t1 -c32 -d1s "$url" > /dev/null   # warm-up: upstream pool, caches

@@ -36,7 +36,7 @@ tenant:
 log:
   level: warn
 CFG
-target/release/vpcguard run -c "$work/v.yaml" > "$work/v.log" 2>&1 & pids+=($!)
+target/release/vpcguard run -c "$work/v.yaml" > "$logs/v.log" 2>&1 & pids+=($!)
 VG=$!
 wait_port "$UP"; wait_port "$PX"
 echo "baseline VmHWM: $(awk '/VmHWM/ {print $2" "$3}' /proc/$VG/status)"
