@@ -11,8 +11,8 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vpcguard::proxy::pp_builder::{V2Builder, v1};
-use vpcguard::proxy::proxy_protocol::{TlvRule, parse};
+use vpcguard::proxy_protocol::builder::{V2Builder, v1};
+use vpcguard::proxy_protocol::{TlvRule, parse};
 
 fn bench(c: &mut Criterion) {
     let src: SocketAddr = "198.51.100.7:40000".parse().unwrap();

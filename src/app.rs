@@ -11,9 +11,9 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::cert_store::{CertStore, server_config};
 use crate::config::load::Loaded;
 use crate::metrics::Metrics;
-use crate::proxy::tls::{CertStore, server_config};
 use crate::reload::Writer;
 use crate::state::Shared;
 use crate::watch::WatchMode;
@@ -53,8 +53,6 @@ pub enum StartError {
     Addr(#[from] std::io::Error),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("cannot build the TLS config: {0}")]
-    Tls(#[from] crate::proxy::tls::TlsError),
 }
 
 impl App {
@@ -83,7 +81,7 @@ impl App {
         let (certs, acceptor) = match (&config.listen.tls, &loaded.tls) {
             (Some(files), Some(key)) => {
                 let store = Arc::new(CertStore::new(key.clone()));
-                let cfg = server_config(store.clone(), files.min_version)?;
+                let cfg = server_config(store.clone(), files.min_version);
                 (Some(store), Some(TlsAcceptor::from(cfg)))
             }
             _ => (None, None),

@@ -6,8 +6,6 @@
 //! No I/O of its own.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -41,26 +39,39 @@ where
     body.map_err(Into::into).boxed()
 }
 
-/// Returned by [`LimitedBody`] when the limit is crossed.
+/// Returned by [`LimitedBody`] when the limit is crossed. The HTTP client carries it as the
+/// source of its own error, where [`is_caused_by`] finds it, so the forwarder answers 413 rather
+/// than a gateway error.
 #[derive(Debug, thiserror::Error)]
 #[error("request body exceeds max_body_bytes")]
 pub struct BodyTooLarge;
 
-/// A request body that fails with [`BodyTooLarge`] once more than `limit` bytes have passed, and
-/// raises a shared flag so that the forwarder can answer 413 instead of a gateway error.
+/// Whether `E` is `err` or anywhere in its chain of sources (linkerd's `is_error`).
+pub fn is_caused_by<E: std::error::Error + 'static>(
+    err: &(dyn std::error::Error + 'static),
+) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<E>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// A request body that fails with [`BodyTooLarge`] once more than `limit` bytes have passed.
 pub struct LimitedBody<B> {
     inner: B,
     remaining: u64,
-    tripped: Arc<AtomicBool>,
 }
 
 impl<B> LimitedBody<B> {
-    /// Wrap `inner`; `tripped` becomes true if the limit is exceeded.
-    pub fn new(inner: B, limit: u64, tripped: Arc<AtomicBool>) -> Self {
+    /// Wrap `inner`.
+    pub fn new(inner: B, limit: u64) -> Self {
         Self {
             inner,
             remaining: limit,
-            tripped,
         }
     }
 }
@@ -83,7 +94,6 @@ where
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > this.remaining {
-                        this.tripped.store(true, Ordering::Release);
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
                     }
                     this.remaining -= len;
@@ -191,20 +201,31 @@ impl<B, C: OnComplete> Drop for CompletionBody<B, C> {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
     #[tokio::test]
-    async fn limited_body_over_limit_errors_and_trips_flag() {
-        let tripped = Arc::new(AtomicBool::new(false));
-        let body = LimitedBody::new(Full::new(Bytes::from_static(b"12345")), 4, tripped.clone());
-        assert!(body.collect().await.is_err());
-        assert!(tripped.load(Ordering::Acquire));
+    async fn limited_body_over_limit_fails_with_body_too_large() {
+        let body = LimitedBody::new(Full::new(Bytes::from_static(b"12345")), 4);
+        let err = body.collect().await.unwrap_err();
+        assert!(is_caused_by::<BodyTooLarge>(&*err), "{err}");
     }
 
     #[tokio::test]
     async fn limited_body_at_limit_passes() {
-        let tripped = Arc::new(AtomicBool::new(false));
-        let body = LimitedBody::new(Full::new(Bytes::from_static(b"1234")), 4, tripped.clone());
+        let body = LimitedBody::new(Full::new(Bytes::from_static(b"1234")), 4);
         assert_eq!(body.collect().await.unwrap().to_bytes(), "1234");
-        assert!(!tripped.load(Ordering::Acquire));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] BoxError);
+
+    #[test]
+    fn is_caused_by_walks_the_source_chain() {
+        let nested = Outer(Box::new(Outer(Box::new(BodyTooLarge))));
+        assert!(is_caused_by::<BodyTooLarge>(&nested));
+        let other = Outer(Box::new(std::io::Error::other("x")));
+        assert!(!is_caused_by::<BodyTooLarge>(&other));
     }
 
     struct Record(Arc<std::sync::Mutex<Vec<(u64, bool)>>>);

@@ -122,9 +122,9 @@ impl ErrorCode {
     }
 }
 
-/// The one mapping from an [`ErrorCode`] to a response: status, JSON body, `Content-Type` and the
-/// request's `X-Request-Id`.
-pub fn respond(code: ErrorCode, request_id: &HeaderValue) -> Response<ProxyBody> {
+/// The one mapping from an [`ErrorCode`] to a response: status, JSON body and `Content-Type`. The
+/// request's `X-Request-Id` is stamped on it, as on every response, by `proxy::record`.
+pub fn respond(code: ErrorCode) -> Response<ProxyBody> {
     let mut resp = Response::new(full(Bytes::from(code.body())));
     *resp.status_mut() = code.status();
     let headers = resp.headers_mut();
@@ -132,7 +132,6 @@ pub fn respond(code: ErrorCode, request_id: &HeaderValue) -> Response<ProxyBody>
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    headers.insert(crate::proxy::headers::X_REQUEST_ID, request_id.clone());
     resp
 }
 
@@ -152,12 +151,10 @@ mod tests {
     }
 
     #[test]
-    fn respond_sets_json_body_and_request_id() {
-        let id = HeaderValue::from_static("abc");
-        let resp = respond(ErrorCode::UpstreamTimeout, &id);
+    fn respond_sets_status_and_json_body() {
+        let resp = respond(ErrorCode::UpstreamTimeout);
         assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(resp.headers()["content-type"], "application/json");
-        assert_eq!(resp.headers()["x-request-id"], "abc");
         let v: serde_json::Value =
             serde_json::from_str(&ErrorCode::UpstreamTimeout.body()).unwrap();
         assert_eq!(v["error_code"], "VG.00050401");

@@ -160,7 +160,7 @@ fn explain(
         eprintln!("--method {method:?} is not an HTTP method");
         return ExitCode::from(EX_USAGE);
     };
-    let out = vpcguard::explain::explain(&loaded, tenant, ip, vpcep, marker, &method, req_path);
+    let out = vpcguard::verdict::explain(&loaded, tenant, ip, vpcep, marker, &method, req_path);
     println!("{out:#}");
     ExitCode::SUCCESS
 }

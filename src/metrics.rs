@@ -4,6 +4,7 @@
 //!
 //! No I/O. Label values never come from requests (no IPs, paths or ids).
 
+use crate::policy::DenyReason;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -31,6 +32,66 @@ impl DecisionLabel {
             Self::Allow => "allow",
             Self::Deny => "deny",
             Self::ReportDeny => "report_deny",
+        }
+    }
+}
+
+/// `requests_total{reason}`: `none` for an allow, else why the request was (or, in report
+/// mode, would have been) denied — a policy [`DenyReason`] or an identity header that could not
+/// be believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestReason {
+    None,
+    VpcepNotAccepted,
+    UnknownTenant,
+    VpcepNotAuthorized,
+    IpNotTrusted,
+    RightNotGranted,
+    /// A trusted proxy's forwarding header did not parse (fail closed as `ip_not_trusted`).
+    BadForwardingHeader,
+    /// A trusted proxy's VPC endpoint header did not parse (fail closed as `vpcep_not_authorized`).
+    BadVpcepHeader,
+}
+
+impl RequestReason {
+    /// Every value; every one but `None` is a deny reason.
+    pub const ALL: [RequestReason; 8] = [
+        Self::None,
+        Self::VpcepNotAccepted,
+        Self::UnknownTenant,
+        Self::VpcepNotAuthorized,
+        Self::IpNotTrusted,
+        Self::RightNotGranted,
+        Self::BadForwardingHeader,
+        Self::BadVpcepHeader,
+    ];
+    /// The label value (also the access log's `reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::VpcepNotAccepted => "vpcep_not_accepted",
+            Self::UnknownTenant => "unknown_tenant",
+            Self::VpcepNotAuthorized => "vpcep_not_authorized",
+            Self::IpNotTrusted => "ip_not_trusted",
+            Self::RightNotGranted => "right_not_granted",
+            Self::BadForwardingHeader => "bad_forwarding_header",
+            Self::BadVpcepHeader => "bad_vpcep_header",
+        }
+    }
+    /// The deny reasons, in label order.
+    fn denials() -> &'static [RequestReason] {
+        &Self::ALL[1..]
+    }
+}
+
+impl From<DenyReason> for RequestReason {
+    fn from(r: DenyReason) -> Self {
+        match r {
+            DenyReason::VpcepNotAccepted => Self::VpcepNotAccepted,
+            DenyReason::UnknownTenant => Self::UnknownTenant,
+            DenyReason::VpcepNotAuthorized => Self::VpcepNotAuthorized,
+            DenyReason::IpNotTrusted => Self::IpNotTrusted,
+            DenyReason::RightNotGranted => Self::RightNotGranted,
         }
     }
 }
@@ -134,9 +195,9 @@ pub struct Metrics {
 struct Resolved {
     /// `requests_total{decision="allow",reason="none"}`
     allow: IntCounter,
-    /// `requests_total{decision="deny",reason=REQUEST_REASONS[i + 1]}`
+    /// `requests_total{decision="deny",reason=R}`, indexed by `R as usize - 1`.
     deny: Vec<IntCounter>,
-    /// `requests_total{decision="report_deny",reason=REQUEST_REASONS[i + 1]}`
+    /// `requests_total{decision="report_deny",reason=R}`, indexed like `deny`.
     report_deny: Vec<IntCounter>,
     /// `upstream_errors_total{kind}`, indexed by [`UpstreamErrorKind`] order in `ALL`.
     upstream_errors: Vec<IntCounter>,
@@ -151,9 +212,9 @@ impl Resolved {
         rejects: &IntCounterVec,
     ) -> prometheus::Result<Self> {
         let reasons = |d: DecisionLabel| {
-            REQUEST_REASONS[1..]
+            RequestReason::denials()
                 .iter()
-                .map(|r| requests.get_metric_with_label_values(&[d.as_str(), r]))
+                .map(|r| requests.get_metric_with_label_values(&[d.as_str(), r.as_str()]))
                 .collect::<prometheus::Result<Vec<_>>>()
         };
         Ok(Resolved {
@@ -171,27 +232,16 @@ impl Resolved {
         })
     }
 
-    fn request(&self, decision: DecisionLabel, reason: &str) -> Option<&IntCounter> {
-        let deny_index = || REQUEST_REASONS[1..].iter().position(|r| *r == reason);
-        match decision {
-            DecisionLabel::Allow => (reason == "none").then_some(&self.allow),
-            DecisionLabel::Deny => deny_index().map(|i| &self.deny[i]),
-            DecisionLabel::ReportDeny => deny_index().map(|i| &self.report_deny[i]),
+    fn request(&self, decision: DecisionLabel, reason: RequestReason) -> Option<&IntCounter> {
+        let deny_index = (reason as usize).checked_sub(1);
+        match (decision, reason) {
+            (DecisionLabel::Allow, RequestReason::None) => Some(&self.allow),
+            (DecisionLabel::Allow, _) => None,
+            (DecisionLabel::Deny, _) => self.deny.get(deny_index?),
+            (DecisionLabel::ReportDeny, _) => self.report_deny.get(deny_index?),
         }
     }
 }
-
-/// The `reason` values of `requests_total`: `none` for allows, else a deny reason's label.
-pub const REQUEST_REASONS: &[&str] = &[
-    "none",
-    "vpcep_not_accepted",
-    "unknown_tenant",
-    "vpcep_not_authorized",
-    "ip_not_trusted",
-    "right_not_granted",
-    "bad_forwarding_header",
-    "bad_vpcep_header",
-];
 
 /// The `kind` values of `policy_entries`.
 pub const POLICY_ENTRY_KINDS: &[&str] = &["tenant", "vpcep", "ip_range", "connection", "project"];
@@ -325,9 +375,9 @@ impl Metrics {
             .with_label_values(&["allow", "none"])
             .reset();
         for d in [DecisionLabel::Deny, DecisionLabel::ReportDeny] {
-            for r in &REQUEST_REASONS[1..] {
+            for r in RequestReason::denials() {
                 self.requests_total
-                    .with_label_values(&[d.as_str(), r])
+                    .with_label_values(&[d.as_str(), r.as_str()])
                     .reset();
             }
         }
@@ -359,14 +409,15 @@ impl Metrics {
     /// Count one judged request.
     ///
     /// # Performance
-    /// One atomic add on a child resolved at registration; a combination outside the pre-created
-    /// set (none exists today) falls back to the family's label lookup.
-    pub fn count_request(&self, decision: DecisionLabel, reason: &'static str) {
+    /// One atomic add on a child resolved at registration, found by the enums' ordinals; a
+    /// combination outside the pre-created set (an allow with a deny reason, a deny without one:
+    /// no caller makes them) falls back to the family's label lookup.
+    pub fn count_request(&self, decision: DecisionLabel, reason: RequestReason) {
         match self.resolved.request(decision, reason) {
             Some(c) => c.inc(),
             None => self
                 .requests_total
-                .with_label_values(&[decision.as_str(), reason])
+                .with_label_values(&[decision.as_str(), reason.as_str()])
                 .inc(),
         }
     }
@@ -401,6 +452,9 @@ mod tests {
         for (i, k) in UpstreamErrorKind::ALL.iter().enumerate() {
             assert_eq!(*k as usize, i, "case {k:?}");
         }
+        for (i, r) in RequestReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "case {r:?}");
+        }
         for (i, r) in RejectReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "case {r:?}");
         }
@@ -411,9 +465,9 @@ mod tests {
         let reg = Registry::new();
         let m = Metrics::register(&reg).unwrap();
         let before = render(&reg);
-        m.count_request(DecisionLabel::Allow, "none");
-        m.count_request(DecisionLabel::Deny, "ip_not_trusted");
-        m.count_request(DecisionLabel::ReportDeny, "bad_vpcep_header");
+        m.count_request(DecisionLabel::Allow, RequestReason::None);
+        m.count_request(DecisionLabel::Deny, RequestReason::IpNotTrusted);
+        m.count_request(DecisionLabel::ReportDeny, RequestReason::BadVpcepHeader);
         m.count_reject(RejectReason::Timeout);
         m.count_upstream_error(UpstreamErrorKind::Protocol);
         let after = render(&reg);

@@ -1,9 +1,11 @@
-//! The state every connection and request reads: one `ArcSwap<Current>` (config, compiled rules,
+//! The state every connection and request reads: one `ArcSwap<Generation>` (config, compiled rules,
 //! upstream client, generation), the certificate store, metrics, readiness, and the in-memory record
 //! of VPC endpoint connections seen but not yet known (`pendingAcceptance`).
 //!
-//! Only the reload path writes `current` (STYLE §2.2); requests `load` it once and keep that `Arc`
-//! for their whole life, so in-flight requests finish on the snapshot they began with (SPEC §8).
+//! Only the writer (`reload`) publishes, and every publication goes through one swap
+//! ([`Shared::publish`] for a reloaded config, [`Shared::publish_policy`] for an admin write, both
+//! via `swap`) (STYLE §2.2); requests `load` the generation once and keep that `Arc` for their
+//! whole life, so in-flight requests finish on the rules they began with (SPEC §8).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,18 +14,18 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 
+use crate::cert_store::CertStore;
 use crate::config::Config;
 use crate::config::load::{Fingerprint, Loaded};
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
-use crate::proxy::forward::Forwarder;
-use crate::proxy::tls::CertStore;
+use crate::upstream::Forwarder;
 
 /// One published generation of everything reloadable.
 #[derive(Debug)]
-pub struct Current {
+pub struct Generation {
     /// Increases by one with every successful publish.
-    pub generation: u64,
+    pub number: u64,
     pub config: Arc<Config>,
     pub config_sha256: String,
     pub policy: Arc<Snapshot>,
@@ -63,7 +65,7 @@ pub struct PendingSeen {
 /// Shared by the accept loop, every connection and the admin listener.
 #[derive(Debug)]
 pub struct Shared {
-    current: ArcSwap<Current>,
+    current: ArcSwap<Generation>,
     generation_tx: watch::Sender<u64>,
     /// `None` when the data plane is plain HTTP.
     pub certs: Option<Arc<CertStore>>,
@@ -90,7 +92,7 @@ impl Shared {
         metrics: Metrics,
         registry: prometheus::Registry,
     ) -> Arc<Self> {
-        let current = current_from(loaded, 1);
+        let current = generation_from(loaded, 1);
         metrics.policy_generation.set(1);
         set_entry_gauges(&metrics, &current.policy);
         let (generation_tx, _) = watch::channel(1);
@@ -111,29 +113,64 @@ impl Shared {
     }
 
     /// The generation in force. Hold the `Arc` for one request; never across a reload wait.
-    pub fn current(&self) -> Arc<Current> {
+    pub fn current(&self) -> Arc<Generation> {
         self.current.load_full()
     }
 
-    /// Publish a newly loaded generation (the writer task in `reload` is the only caller). A
-    /// self-signed certificate already being served is kept rather than replaced by a fresh one.
+    /// Publish a newly loaded config and policy (a reload). A self-signed certificate already
+    /// being served is kept rather than replaced by a fresh one.
     pub fn publish(&self, mut loaded: Loaded) -> u64 {
-        let old = self.current.load();
-        let generation = old.generation + 1;
-        if loaded.tls_self_signed && old.tls_self_signed {
-            loaded.tls = None;
-        }
-        drop(old);
-        let tls = loaded.tls.clone();
-        let current = current_from(loaded, generation);
-        set_entry_gauges(&self.metrics, &current.policy);
-        self.current.store(Arc::new(current));
-        if let (Some(store), Some(key)) = (&self.certs, tls) {
+        let (number, key) = self.swap(|old, number| {
+            if loaded.tls_self_signed && old.tls_self_signed {
+                loaded.tls = None;
+            }
+            let key = loaded.tls.clone();
+            (generation_from(loaded, number), key)
+        });
+        if let (Some(store), Some(key)) = (&self.certs, key) {
             store.store(key);
         }
-        self.metrics.policy_generation.set(generation as i64);
-        self.generation_tx.send_replace(generation);
-        generation
+        number
+    }
+
+    /// Publish a new policy under the config in force (an admin write). The fingerprint is the
+    /// current one with the policy hash replaced, so the watcher does not reload the file the
+    /// writer just wrote.
+    pub fn publish_policy(&self, policy: Snapshot, policy_sha256: String) -> u64 {
+        self.swap(|old, number| {
+            let mut fingerprint = old.fingerprint.clone();
+            fingerprint.policy = hex::decode(&policy_sha256)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok());
+            let next = Generation {
+                number,
+                config: old.config.clone(),
+                config_sha256: old.config_sha256.clone(),
+                policy: Arc::new(policy),
+                policy_sha256,
+                forwarder: old.forwarder.clone(),
+                fingerprint,
+                tls_self_signed: old.tls_self_signed,
+            };
+            (next, ())
+        })
+        .0
+    }
+
+    /// The one swap: build the next generation from the one in force, store it, and tell the
+    /// gauges and the generation watchers. Returns the new number and `build`'s extra value.
+    fn swap<T>(&self, build: impl FnOnce(&Generation, u64) -> (Generation, T)) -> (u64, T) {
+        let old = self.current.load_full();
+        let number = old.number + 1;
+        let (next, extra) = build(&old, number);
+        drop(old);
+        set_entry_gauges(&self.metrics, &next.policy);
+        self.current.store(Arc::new(next));
+        self.metrics
+            .policy_generation
+            .set(i64::try_from(number).unwrap_or(i64::MAX));
+        self.generation_tx.send_replace(number);
+        (number, extra)
     }
 
     /// Record the outcome of a reload attempt.
@@ -204,33 +241,6 @@ impl Shared {
         self.pending_rx.lock().ok().and_then(|mut g| g.take())
     }
 
-    /// Publish a new policy under the config in force (the writer, after an admin write). The
-    /// fingerprint is the current one with the policy hash replaced, so the watcher does not
-    /// reload the file we just wrote.
-    pub fn publish_policy(&self, policy: Snapshot, policy_sha256: String) -> u64 {
-        let old = self.current.load_full();
-        let generation = old.generation + 1;
-        let mut fingerprint = old.fingerprint.clone();
-        fingerprint.policy = hex::decode(&policy_sha256)
-            .ok()
-            .and_then(|v| <[u8; 32]>::try_from(v).ok());
-        let current = Current {
-            generation,
-            config: old.config.clone(),
-            config_sha256: old.config_sha256.clone(),
-            policy: Arc::new(policy),
-            policy_sha256,
-            forwarder: old.forwarder.clone(),
-            fingerprint,
-            tls_self_signed: old.tls_self_signed,
-        };
-        set_entry_gauges(&self.metrics, &current.policy);
-        self.current.store(Arc::new(current));
-        self.metrics.policy_generation.set(generation as i64);
-        self.generation_tx.send_replace(generation);
-        generation
-    }
-
     /// The markers recorded as pending so far.
     pub fn pending(&self) -> Vec<PendingSeen> {
         self.pending
@@ -240,10 +250,10 @@ impl Shared {
     }
 }
 
-fn current_from(loaded: Loaded, generation: u64) -> Current {
+fn generation_from(loaded: Loaded, number: u64) -> Generation {
     let forwarder = Forwarder::new(&loaded.config.upstream);
-    Current {
-        generation,
+    Generation {
+        number,
         config: loaded.config,
         config_sha256: loaded.config_sha256,
         policy: loaded.policy,
@@ -266,6 +276,6 @@ fn set_entry_gauges(metrics: &Metrics, policy: &Snapshot) {
         metrics
             .policy_entries
             .with_label_values(&[kind])
-            .set(n as i64);
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }

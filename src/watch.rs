@@ -19,7 +19,8 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
-use crate::reload::{Outcome, Trigger, Writer, is_relevant, watched_dirs, watched_names};
+use crate::config::Config;
+use crate::reload::{Outcome, Trigger, Writer};
 use crate::state::Shared;
 
 /// How long the watched directories must be quiet before a reload.
@@ -173,5 +174,81 @@ fn watch_one(watcher: &mut dyn Watcher, dir: &Path) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; changes there need SIGHUP or POST /-/reload");
     } else {
         tracing::debug!(dir = %dir.display(), "watching");
+    }
+}
+
+/// The files a load reads: the config, the policy, and the TLS certificate and key.
+fn watched_files(config_path: &Path, config: &Config) -> Vec<PathBuf> {
+    let mut files = vec![config_path.to_path_buf(), config.policy.path.clone()];
+    if let Some(t) = &config.listen.tls {
+        files.push(t.cert.clone());
+        files.push(t.key.clone());
+    }
+    files
+}
+
+/// The directories to watch for `config` loaded from `config_path`: the parents of the config
+/// file, the policy file and the TLS files (SPEC §8), deduplicated.
+pub fn watched_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = watched_files(config_path, config)
+        .iter()
+        .map(|f| match f.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// The file names in those directories whose events matter: the watched files themselves, and
+/// Kubernetes' `..data` style entries (a ConfigMap volume swaps a `..data` symlink).
+pub fn watched_names(config_path: &Path, config: &Config) -> Vec<std::ffi::OsString> {
+    watched_files(config_path, config)
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_os_string()))
+        .collect()
+}
+
+/// Whether an event on `path` can change a watched file.
+pub fn is_relevant(path: &Path, names: &[std::ffi::OsString]) -> bool {
+    match path.file_name() {
+        Some(n) => names.iter().any(|w| w == n) || n.to_string_lossy().starts_with(".."),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    #[test]
+    fn relevant_names_are_the_files_and_kubernetes_dot_dot_entries() {
+        let names = vec![OsString::from("policy.yaml"), OsString::from("cert.pem")];
+        assert!(is_relevant(Path::new("/etc/vg/policy.yaml"), &names));
+        assert!(is_relevant(Path::new("/etc/vg/..data"), &names));
+        assert!(is_relevant(
+            Path::new("/etc/vg/..2026_11_23_10_00_00.1"),
+            &names
+        ));
+        assert!(!is_relevant(Path::new("/etc/vg/policy.yaml.swp"), &names));
+        assert!(!is_relevant(Path::new("/etc/vg/access.log"), &names));
+        assert!(!is_relevant(Path::new("/"), &names));
+    }
+
+    #[test]
+    fn watched_dirs_are_deduplicated_parents() {
+        let dir = Path::new("/etc/vg");
+        let c = crate::config::load::parse(
+            "listen: { tls: { cert: tls/c.pem, key: tls/k.pem } }\npolicy: { path: policy.yaml }\n",
+            &dir.join("vpcguard.yaml"),
+        )
+        .unwrap();
+        assert_eq!(
+            watched_dirs(&dir.join("vpcguard.yaml"), &c),
+            vec![PathBuf::from("/etc/vg"), PathBuf::from("/etc/vg/tls")]
+        );
     }
 }

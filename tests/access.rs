@@ -12,7 +12,7 @@ use common::upstream::Upstream;
 use common::{TestProxy, error_code, read_response, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vpcguard::proxy::pp_builder::{V2Builder, v1};
+use vpcguard::proxy_protocol::builder::{V2Builder, v1};
 
 const A: &str = "389efb76b1354e4482eabeed00000000";
 const B: &str = "tenant-b";
@@ -429,7 +429,7 @@ async fn keep_alive_connection_is_judged_per_request_and_after_reload() {
         .writer
         .reload(vpcguard::reload::Trigger::Signal)
         .await;
-    assert_eq!(proxy.app.shared.current().generation, 2);
+    assert_eq!(proxy.app.shared.current().number, 2);
     s.write_all(get("/a", A, "").as_bytes()).await.unwrap();
     let (status, body) = within(10, read_response(&mut s)).await;
     assert_eq!(status, 403);

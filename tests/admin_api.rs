@@ -198,7 +198,7 @@ async fn vpceps_list_add_delete_and_settings() {
     assert_eq!(r.json()["total"], 1);
 
     // POST: on disk and in force when it answers, one generation, creator = the token's name.
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let r = write(
         &proxy,
         Method::POST,
@@ -210,7 +210,7 @@ async fn vpceps_list_add_delete_and_settings() {
         (r.status, r.json()),
         (200, json!({"status": "ok", "total": 1}))
     );
-    assert_eq!(proxy.app.shared.current().generation, g + 1);
+    assert_eq!(proxy.app.shared.current().number, g + 1);
     assert!(policy_file(&proxy).contains("vpcep_id: vpce-new"));
     let r = read(
         &proxy,
@@ -801,7 +801,7 @@ async fn receive_lets_a_marker_through_and_reject_denies_it() {
 async fn a_new_marker_is_listed_pending_and_persisted_then_can_be_received() {
     let (_up, proxy) = setup().await;
     let client = proxy.client(false);
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let send = || {
         through(
             &client,
@@ -1012,14 +1012,14 @@ async fn authorization_check_answers_what_the_data_plane_does() {
         );
     }
     // Checking an unknown marker records nothing (only real traffic does).
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let r = read(
         &proxy,
         &format!("/v1/vpcep-authorization?enterprise_id={A}&ip=10.1.2.3&marker_id=4242"),
     )
     .await;
     assert_eq!(r.json()["data"]["reason"], "VG.00040304");
-    assert_eq!(proxy.app.shared.current().generation, g);
+    assert_eq!(proxy.app.shared.current().number, g);
     assert!(proxy.app.shared.pending().is_empty());
 }
 
@@ -1053,7 +1053,7 @@ async fn project_switch_turns_project_rules_on_and_off() {
     );
 
     // Without a switch: the current setting, nothing written.
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let r = write(
         &proxy,
         Method::POST,
@@ -1065,7 +1065,7 @@ async fn project_switch_turns_project_rules_on_and_off() {
         (r.status, r.json()),
         (200, json!({"status": "success", "result": "true"}))
     );
-    assert_eq!(proxy.app.shared.current().generation, g);
+    assert_eq!(proxy.app.shared.current().number, g);
 
     let r = write(
         &proxy,
@@ -1119,7 +1119,7 @@ async fn project_switch_turns_project_rules_on_and_off() {
 async fn concurrent_mutations_serialize_and_none_is_lost() {
     let (_up, proxy) = setup().await;
     let base = format!("/v4/tenant/trusted-ip-addresses?enterprise_id={B}");
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let calls = (0..20).map(|i| {
         let body =
             json!({"id": format!("c{i}"), "ip_range": format!("198.18.0.{i}"), "view_flag": 1});
@@ -1131,7 +1131,7 @@ async fn concurrent_mutations_serialize_and_none_is_lost() {
     for r in &results {
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    assert_eq!(proxy.app.shared.current().generation, g + 20);
+    assert_eq!(proxy.app.shared.current().number, g + 20);
     let r = read(&proxy, &format!("{base}&limit=100")).await;
     assert_eq!(r.headers["x-total"], "20");
     let file = vpcguard::policy::parse_policy(&policy_file(&proxy)).unwrap();
@@ -1150,7 +1150,7 @@ async fn concurrent_mutations_serialize_and_none_is_lost() {
 #[tokio::test]
 async fn a_write_is_published_once_keeps_hand_edits_and_refuses_a_broken_file() {
     let (_up, proxy) = setup().await;
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let add = |id: &'static str| {
         let proxy = &proxy;
         async move {
@@ -1164,7 +1164,7 @@ async fn a_write_is_published_once_keeps_hand_edits_and_refuses_a_broken_file() 
         }
     };
     assert_eq!(add("e1").await.status, 200);
-    assert_eq!(proxy.app.shared.current().generation, g + 1);
+    assert_eq!(proxy.app.shared.current().number, g + 1);
 
     // A hand edit (rename over, as editors do) is one reload, not two: our own write before it
     // was not reloaded again.

@@ -63,7 +63,7 @@ async fn request(
 
 /// Replace the config file and wait for its generation.
 async fn reload_config(proxy: &TestProxy, text: &str) {
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let tmp = proxy.path("vpcguard.yaml.tmp~");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, proxy.path("vpcguard.yaml")).unwrap();

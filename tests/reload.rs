@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +17,8 @@ use common::{READ_TOKEN, TENANT, TestProxy, WRITE_TOKEN, error_code, read_respon
 use reqwest::Method;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use vpcguard::admin::error::{ApiError, ErrorKind};
+use vpcguard::reload::WriteError;
 
 /// A policy for [`TENANT`] trusting `ranges` with every right.
 fn policy(ranges: &[&str]) -> String {
@@ -47,7 +50,7 @@ async fn wait_policy(proxy: &TestProxy, want: &str) -> u64 {
         loop {
             let cur = proxy.app.shared.current();
             if cur.policy_sha256 == want {
-                return cur.generation;
+                return cur.number;
             }
             drop(cur);
             rx.changed().await.unwrap();
@@ -84,7 +87,7 @@ async fn setup(first: &str) -> (Upstream, TestProxy) {
 /// Each kind of write is one effective reload: after the first change the generation is g+1;
 /// after a second change it is exactly g+2 (a duplicate reload of the first would make it g+3).
 async fn assert_one_reload_per_change(proxy: &TestProxy, mut write: impl FnMut(&str)) {
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let v1 = policy(&["10.0.0.0/8"]);
     write(&v1);
     assert_eq!(wait_policy(proxy, &sha(&v1)).await, g + 1);
@@ -171,7 +174,7 @@ async fn with_watching_off_only_an_explicit_reload_applies_a_change() {
         vpcguard::watch::WatchMode::Off,
     )
     .await;
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let next = policy(&["10.0.0.0/8"]);
     rename_over(&proxy.path("policy.yaml"), &next);
     // Nothing watches: the old rules serve until the reload below.
@@ -208,11 +211,11 @@ async fn invalid_versions_keep_the_old_rules_and_are_reported() {
         ("truncated", &truncated, "policy.yaml:"),
         ("empty", "", "policy.yaml"),
     ];
-    let generation = proxy.app.shared.current().generation;
+    let generation = proxy.app.shared.current().number;
     for (i, (what, text, position)) in cases.iter().enumerate() {
         attempt(&proxy, || rename_over(&path, text)).await;
         let cur = proxy.app.shared.current();
-        assert_eq!(cur.generation, generation, "{what} was published");
+        assert_eq!(cur.number, generation, "{what} was published");
         assert_eq!(cur.policy_sha256, sha(&good), "{what}");
         drop(cur);
         let last = proxy.app.shared.last_reload().unwrap();
@@ -243,7 +246,7 @@ async fn invalid_versions_keep_the_old_rules_and_are_reported() {
 async fn config_file_changes_are_reloaded_too() {
     let (up, proxy) = setup(&policy(&["10.0.0.0/8"])).await;
     assert_eq!(get_status(&proxy).await.0, 403);
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let report = common::config_plain(up.addr, "policy:\n  mode: report\n");
     rename_over(&proxy.path("vpcguard.yaml"), &report);
     assert_eq!(proxy.wait_generation(g + 1).await, g + 1);
@@ -255,7 +258,7 @@ async fn config_file_changes_are_reloaded_too() {
     .await;
     let last = proxy.app.shared.last_reload().unwrap();
     assert!(last.error.unwrap().contains("vpcguard.yaml:"), "position");
-    assert_eq!(proxy.app.shared.current().generation, g + 1);
+    assert_eq!(proxy.app.shared.current().number, g + 1);
     let (_, metrics) = proxy.admin_get("/metrics").await;
     assert!(
         metrics.contains("vpcguard_config_reloads_total{file=\"config\",result=\"failure\"} 1")
@@ -284,7 +287,7 @@ async fn removed_range_denies_the_next_request_on_a_kept_alive_connection() {
     let req = format!("GET /a HTTP/1.1\r\nHost: svc\r\nX-Domain-Id: {TENANT}\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     assert_eq!(within(10, read_response(&mut s)).await.0, 200);
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     rename_over(&proxy.path("policy.yaml"), &policy(&["10.0.0.0/8"]));
     proxy.wait_generation(g + 1).await;
     s.write_all(req.as_bytes()).await.unwrap();
@@ -301,7 +304,7 @@ async fn admin_reload_needs_a_write_token_and_reports_the_outcome() {
     assert_eq!((status, error_code(&body).as_str()), (401, "UC.00010002"));
     assert_eq!(call(Some("wrong")).await.0, 401);
     assert_eq!(call(Some(READ_TOKEN)).await.0, 401);
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let (status, body) = call(Some(WRITE_TOKEN)).await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -379,7 +382,7 @@ async fn certificate_rotation_is_seen_by_new_tls_clients_and_a_mismatch_keeps_th
     assert_eq!(r.status(), 200);
 
     let (cert, key, der) = pki.leaf(0x0102_0304);
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     rename_over(&proxy.path("tls/key.pem"), &key);
     rename_over(&proxy.path("tls/cert.pem"), &cert);
     proxy.wait_generation(g + 1).await;
@@ -468,7 +471,7 @@ async fn requests_never_fail_across_reloads_of_a_large_policy() {
     let started = std::time::Instant::now();
     for tag in 1..=reloads {
         let text = big_policy(entries, tag, "127.0.0.1");
-        let g = proxy.app.shared.current().generation;
+        let g = proxy.app.shared.current().number;
         rename_over(&path, &text);
         assert_eq!(wait_policy(&proxy, &sha(&text)).await, g + 1);
     }
@@ -491,7 +494,7 @@ async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
     use vpcguard::policy::{Located, TrustedIp};
     let (_up, proxy) = setup(&policy(&["10.0.0.0/8"])).await;
     assert_eq!(get_status(&proxy).await.0, 403);
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let entry = |id: &str, range: &str| TrustedIp {
         id: Located::new(id.to_owned()),
         ip_range: Located::new(range.to_owned()),
@@ -505,12 +508,13 @@ async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
         .writer
         .mutate(move |f| {
             f.tenants[0].trusted_ips.push(entry("api", "127.0.0.1"));
-            Ok(f.tenants[0].trusted_ips.len())
+            Ok::<_, Infallible>(f.tenants[0].trusted_ips.len())
         })
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(added, 2);
-    assert_eq!(proxy.app.shared.current().generation, g + 1);
+    assert_eq!(proxy.app.shared.current().number, g + 1);
     let on_disk = std::fs::read_to_string(proxy.path("policy.yaml")).unwrap();
     assert!(on_disk.contains("127.0.0.1"), "{on_disk}");
     assert_eq!(proxy.app.shared.current().policy_sha256, sha(&on_disk));
@@ -522,11 +526,12 @@ async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
         .writer
         .mutate(move |f| {
             f.tenants[0].trusted_ips.push(entry("bad", "10.0.0.0/40"));
-            Ok(())
+            Ok::<_, Infallible>(())
         })
         .await
         .unwrap_err();
-    assert_eq!(err.kind, vpcguard::admin::error::ErrorKind::BadParam);
+    assert!(matches!(err, WriteError::Invalid(_)), "{err}");
+    assert_eq!(ApiError::from(err).kind, ErrorKind::BadParam);
     assert_eq!(
         std::fs::read_to_string(proxy.path("policy.yaml")).unwrap(),
         on_disk
@@ -543,9 +548,10 @@ async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
         .writer
         .mutate(move |f| {
             f.tenants[0].trusted_ips.push(entry("api2", "192.0.2.1"));
-            Ok(())
+            Ok::<_, Infallible>(())
         })
         .await
+        .unwrap()
         .unwrap();
     let after = std::fs::read_to_string(proxy.path("policy.yaml")).unwrap();
     assert!(
@@ -553,7 +559,7 @@ async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
         "{after}"
     );
     // Our own write is not reloaded as a change: the next external edit is exactly one more.
-    let g = proxy.app.shared.current().generation;
+    let g = proxy.app.shared.current().number;
     let next = policy(&["127.0.0.0/8"]);
     rename_over(&proxy.path("policy.yaml"), &next);
     assert_eq!(wait_policy(&proxy, &sha(&next)).await, g + 1);
@@ -561,12 +567,14 @@ async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
     // A broken hand edit is never overwritten: the mutation is refused with 409.
     let broken = format!("{next}  - {{ broken\n");
     rename_over(&proxy.path("policy.yaml"), &broken);
-    let err = proxy.app.writer.mutate(|_| Ok(())).await.unwrap_err();
-    assert_eq!(
-        err.kind,
-        vpcguard::admin::error::ErrorKind::Conflict,
-        "{err}"
-    );
+    let err = proxy
+        .app
+        .writer
+        .mutate(|_| Ok::<_, Infallible>(()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::EditedInvalid(_)), "{err}");
+    assert_eq!(ApiError::from(err).kind, ErrorKind::Conflict);
     assert_eq!(
         std::fs::read_to_string(proxy.path("policy.yaml")).unwrap(),
         broken

@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::{ErrorShape, api_error};
+use crate::policy::PolicyError;
+use crate::reload::WriteError;
 
 /// What kind of refusal, which fixes the status and the seed error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,5 +83,25 @@ impl ApiError {
     /// The response, in `shape`.
     pub fn into_response(self, shape: ErrorShape) -> Response {
         api_error(shape, self.kind.status(), self.kind.code(), &self.message)
+    }
+}
+
+/// How a failed write is answered: the file on disk being unreadable or hand-edited into an
+/// invalid state is a conflict (409) the operator must resolve; a change that would make the
+/// policy invalid is the caller's bad parameter (400), a full quota its own code, a duplicate id
+/// a conflict; failing to render or write the file is ours (500).
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> ApiError {
+        let kind = match &e {
+            WriteError::Unreadable { .. } | WriteError::EditedInvalid(_) => ErrorKind::Conflict,
+            WriteError::Invalid(PolicyError::TooManyEndpoints { .. }) => ErrorKind::Quota,
+            WriteError::Invalid(PolicyError::DuplicateId { .. }) => ErrorKind::Conflict,
+            WriteError::Invalid(PolicyError::Render(_)) => ErrorKind::Internal,
+            WriteError::Invalid(_) => ErrorKind::BadParam,
+            WriteError::Render(_) | WriteError::Write { .. } | WriteError::Stopped => {
+                ErrorKind::Internal
+            }
+        };
+        ApiError::new(kind, e.to_string())
     }
 }

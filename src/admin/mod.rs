@@ -212,7 +212,7 @@ async fn status(State(st): State<AdminState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": st.started.elapsed().as_secs(),
-        "generation": cur.generation,
+        "generation": cur.number,
         "config_sha256": cur.config_sha256,
         "policy_sha256": cur.policy_sha256,
         "draining": st.shared.is_draining(),

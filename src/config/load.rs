@@ -45,7 +45,7 @@ pub enum ConfigError {
     #[error("{}: {source}", path.display())]
     Tls {
         path: PathBuf,
-        source: crate::proxy::tls::TlsError,
+        source: super::certs::TlsError,
     },
 }
 
@@ -181,7 +181,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let (tls, tls_self_signed) = match &config.listen.tls {
         None => (None, false),
         Some(files) => {
-            let (key, generated) = crate::proxy::tls::load_or_generate(files)
+            let (key, generated) = super::certs::load_or_generate(files)
                 .map_err(|(p, source)| ConfigError::Tls { path: p, source })?;
             (Some(key), generated)
         }

@@ -1,7 +1,9 @@
 //! Configuration pipeline: YAML text → `raw` (serde mirror of the file, unknown keys rejected) →
 //! `model` (validated domain types, field path and position on every error) → `load` (file I/O,
-//! policy and TLS files, hashes). `check`, startup and reload all go through [`load::load`].
+//! policy and TLS files (`certs`), hashes). `check`, startup and reload all go through
+//! [`load::load`].
 
+pub mod certs;
 pub mod load;
 pub mod model;
 pub mod raw;

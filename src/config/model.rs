@@ -16,7 +16,7 @@ use crate::identity::pattern::{HostPattern, PathPattern};
 use crate::identity::routes::{Route, Routes};
 use crate::identity::tenant::TenantRule;
 use crate::policy::Right;
-use crate::proxy::proxy_protocol::{TlvEncoding, TlvRule, Yields};
+use crate::proxy_protocol::{TlvEncoding, TlvRule, Yields};
 
 pub use raw::{LogFormat, Mode, ProxyProtocolMode, Role, TlsVersion};
 

@@ -127,7 +127,7 @@ pub enum ForwardedError {
 /// load balancer is trusted, with `peer_source` [`ClientIpSource::Socket`] or
 /// [`ClientIpSource::ProxyProtocol`].
 ///
-/// 1. `peer` is normalised ([`normalize`]). When it is not in `trusted_proxies`, it is the client
+/// 1. `peer` is normalised (`IpAddr::to_canonical`). When it is not in `trusted_proxies`, it is the client
 ///    and the headers are not looked at at all (they may be spoofed).
 /// 2. Otherwise each configured header is tried in order. All lines of a repeated header are
 ///    merged in order, as if comma-joined. The hops are walked right to left, skipping trusted
@@ -147,7 +147,8 @@ pub fn resolve_client_ip(
     peer_source: ClientIpSource,
     headers: &HeaderMap,
 ) -> Result<ClientIp, ForwardedError> {
-    let peer = normalize(peer);
+    // Dual-stack sockets report IPv4 clients IPv4-mapped; SPEC §3 matches them as IPv4.
+    let peer = peer.to_canonical();
     if !cfg.trusted_proxies.contains(peer) {
         return Ok(ClientIp {
             addr: peer,
@@ -186,19 +187,6 @@ fn walk(hops: &[Hop], trusted: &NetList) -> Result<Option<IpAddr>, ForwardedErro
         Hop::Addr(addr) => Some(addr),
         Hop::Unknown => None,
     }))
-}
-
-/// Map an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) to IPv4; other addresses are unchanged.
-///
-/// Why: dual-stack sockets report IPv4 clients in mapped form, and SPEC §3 matches them as IPv4.
-pub fn normalize(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
 }
 
 // === impl ForwardHeader ===
@@ -303,7 +291,7 @@ impl NetList {
 
     /// Whether `ip` (normalised first) is inside any network.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
     }
 

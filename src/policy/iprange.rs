@@ -1,7 +1,7 @@
 //! The `ip_range` grammar of SPEC §3 (single address, CIDR, `start-end`; IPv4 or IPv6) and
 //! IPv4-mapped normalisation.
 //!
-//! Owns: [`parse_ip_range`], [`IpRange`], [`normalize`]. Does not own: the compiled set
+//! Owns: [`parse_ip_range`], [`IpRange`]. Does not own: the compiled set
 //! (`iptable.rs`) or which entry ids/flags are valid (`snapshot.rs`). No I/O.
 
 use std::fmt;
@@ -40,10 +40,11 @@ pub enum IpRange {
 }
 
 impl IpRange {
-    /// Whether `ip` (normalised with [`normalize`] first) lies in the interval. Linear helper for
+    /// Whether `ip` (IPv4-mapped addresses folded to IPv4 first) lies in the interval. Linear helper for
     /// tests and one-off checks; hot paths use [`IpTable::lookup`](super::IpTable::lookup).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self, normalize(ip)) {
+        // SPEC §3: IPv4-mapped IPv6 addresses are matched as IPv4.
+        match (self, ip.to_canonical()) {
             (IpRange::V4 { start, end }, IpAddr::V4(a)) => (*start..=*end).contains(&u32::from(a)),
             (IpRange::V6 { start, end }, IpAddr::V6(a)) => (*start..=*end).contains(&u128::from(a)),
             _ => false,
@@ -104,16 +105,6 @@ pub struct InvalidIpRange(pub String);
 impl fmt::Display for InvalidIpRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Folds an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) into IPv4; other addresses are returned as
-/// they are. SPEC §3: "IPv4-mapped IPv6 addresses are matched as IPv4" (dual-stack listeners
-/// report IPv4 peers that way, so without this IPv4 rules silently miss).
-pub fn normalize(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::Right;
-use super::iprange::{IpRange, normalize};
+use super::iprange::IpRange;
 
 /// A set of [`Right`]s as a bitmask (`view` = 1, `download` = 2, `upload` = 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -126,7 +126,7 @@ impl IpTable {
     /// # Performance
     /// O(log n) binary search, no allocation.
     pub fn lookup(&self, ip: IpAddr) -> Option<Hit> {
-        match normalize(ip) {
+        match ip.to_canonical() {
             IpAddr::V4(a) => self.v4.find(u32::from(a)),
             IpAddr::V6(a) => self.v6.find(u128::from(a)),
         }

@@ -45,7 +45,7 @@ pub use file::{
     Connection, ConnectionStatus, Derived, Endpoint, EndpointService, MAX_ENTRIES, PolicyFile,
     Project, Tenant, TrustedIp, VpcepSettings, parse_policy, render_policy,
 };
-pub use iprange::{InvalidIpRange, IpRange, IpType, ParsedIpRange, normalize, parse_ip_range};
+pub use iprange::{InvalidIpRange, IpRange, IpType, ParsedIpRange, parse_ip_range};
 pub use iptable::{Hit, IpTable, Rights, TableEntry};
 pub use located::{Located, Pos};
 pub use snapshot::{CompileOptions, Counts, Snapshot};
@@ -139,7 +139,8 @@ pub struct Facts<'a> {
     pub right: Right,
 }
 
-/// Why access was denied: each maps to one 403 row of SPEC §5 and one metric label.
+/// Why access was denied. The wire code is `verdict::deny_code`'s, the metric label
+/// `metrics::RequestReason`'s: this core names the reason, callers render it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DenyReason {
     /// §4 step 1. 403 `VG.00040304`.
@@ -163,52 +164,6 @@ impl DenyReason {
         DenyReason::IpNotTrusted,
         DenyReason::RightNotGranted,
     ];
-
-    /// The `error_code` of the JSON body (SPEC §5).
-    pub fn error_code(self) -> &'static str {
-        match self {
-            DenyReason::VpcepNotAuthorized => "VG.00040301",
-            DenyReason::IpNotTrusted => "VG.00040302",
-            DenyReason::RightNotGranted => "VG.00040303",
-            DenyReason::VpcepNotAccepted => "VG.00040304",
-            DenyReason::UnknownTenant => "VG.00040305",
-        }
-    }
-
-    /// The `error_msg` of the JSON body, exactly as SPEC §5 writes it.
-    pub fn error_msg(self) -> &'static str {
-        match self {
-            DenyReason::VpcepNotAuthorized => {
-                "Access denied: the request did not come through an authorized VPC endpoint."
-            }
-            DenyReason::IpNotTrusted => {
-                "Access denied: the source IP address is not in the trusted IP address whitelist."
-            }
-            DenyReason::RightNotGranted => {
-                "Access denied: the source IP address may not perform this operation."
-            }
-            DenyReason::VpcepNotAccepted => {
-                "Access denied: the VPC endpoint connection has not been accepted."
-            }
-            DenyReason::UnknownTenant => "Access denied: unknown tenant.",
-        }
-    }
-
-    /// The HTTP status (403 for every reason).
-    pub fn status(self) -> u16 {
-        403
-    }
-
-    /// The `reason` metric label and log field (SPEC §9, closed set).
-    pub fn as_label(self) -> &'static str {
-        match self {
-            DenyReason::VpcepNotAccepted => "vpcep_not_accepted",
-            DenyReason::UnknownTenant => "unknown_tenant",
-            DenyReason::VpcepNotAuthorized => "vpcep_not_authorized",
-            DenyReason::IpNotTrusted => "ip_not_trusted",
-            DenyReason::RightNotGranted => "right_not_granted",
-        }
-    }
 }
 
 /// What enforcement would do. Report mode is the caller's business (SPEC §4 step 7).

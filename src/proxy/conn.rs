@@ -21,11 +21,11 @@ use tokio_rustls::TlsAcceptor;
 
 use super::http::{ConnInfo, handle};
 use super::idle::{Activity, IdleTimeoutIo};
-use super::proxy_protocol::{self, Command, Detect, Parsed, ProxyHeader};
 use super::rewind::Rewind;
 use crate::config::model::{Limits, ProxyProtocolMode};
-use crate::identity::client_ip::{ClientIpSource, normalize};
+use crate::identity::client_ip::ClientIpSource;
 use crate::metrics::RejectReason;
+use crate::proxy_protocol::{self, Command, Detect, Parsed, ProxyHeader};
 use crate::state::Shared;
 
 /// Keeps `connections_active` right however the connection ends.
@@ -54,7 +54,7 @@ pub async fn serve(
     let cfg = &current.config;
 
     // 1. PROXY header, read before TLS so that its bytes never reach rustls.
-    let peer_ip = normalize(peer.ip());
+    let peer_ip = peer.ip().to_canonical();
     let may_send = cfg.listen.proxy_protocol_from.contains(peer_ip);
     let pp = match read_proxy_header(
         &mut stream,
@@ -82,7 +82,11 @@ pub async fn serve(
             source: Some(src),
             endpoint,
             ..
-        }) => (normalize(src.ip()), ClientIpSource::ProxyProtocol, endpoint),
+        }) => (
+            src.ip().to_canonical(),
+            ClientIpSource::ProxyProtocol,
+            endpoint,
+        ),
         Some(h) => (peer_ip, ClientIpSource::Socket, h.endpoint),
         None => (peer_ip, ClientIpSource::Socket, None),
     };

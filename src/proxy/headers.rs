@@ -193,13 +193,30 @@ pub fn valid_request_id(v: &HeaderValue) -> bool {
 /// # Performance
 /// Hex digits written into a stack buffer (no formatter, no intermediate `String`).
 pub fn new_request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n: u128 = rand::random();
+    let random: [u8; 16] = rand::random();
     let mut buf = [0u8; 32];
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
-    }
+    // Cannot fail: 32 bytes is exactly twice 16.
+    let _ = hex::encode_to_slice(random, &mut buf);
     HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// The request's host: the `Host` header, or the HTTP/2 `:authority`.
+pub fn host_of<B>(req: &http::Request<B>) -> Option<&str> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+}
+
+/// [`host_of`] as a header value: the client's `Host` line itself when it is usable (no copy).
+pub fn host_value<B>(req: &http::Request<B>) -> Option<HeaderValue> {
+    match req.headers().get(header::HOST) {
+        Some(h) if h.to_str().is_ok() => Some(h.clone()),
+        _ => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
 }
 
 #[cfg(test)]

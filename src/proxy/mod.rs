@@ -1,20 +1,21 @@
-//! The data path, in order, and which module owns each stage:
+//! The inbound side of the data path: from an accepted socket to the response, in order, and
+//! which module owns each stage:
 //!
 //! 1. `listener` — accept, connection limit, drain on shutdown.
-//! 2. `conn` — PROXY header (`proxy_protocol`, replayed through `rewind`), TLS (`tls`), HTTP
-//!    serving with client deadlines (`idle`). The only place that sequences connection stages.
-//! 3. `http` — per request: identity, self check (`selfcheck`), `policy::decide`, deny or forward.
-//! 4. `forward` — the upstream client (`pool` for plain HTTP/1.1 upstreams); `headers` — hop-by-hop and `X-Forwarded-*` rewriting.
+//! 2. `conn` — PROXY header (`crate::proxy_protocol`, replayed through `rewind`), TLS (keys from
+//!    `crate::cert_store`), HTTP serving with client deadlines (`idle`). The only place that
+//!    sequences connection stages.
+//! 3. `http` — per request: identity, self check (`selfcheck`), the verdict (`crate::verdict`,
+//!    `policy::decide`), then deny or hand the request to `crate::upstream`; `headers` rewrites
+//!    hop-by-hop and `X-Forwarded-*`; `record` writes the request's metrics and access line once.
+//!
+//! The outbound side (the upstream client and its pool) is `crate::upstream`.
 
 pub mod conn;
-pub mod forward;
 pub mod headers;
 pub mod http;
 pub mod idle;
 pub mod listener;
-pub mod pool;
-pub mod pp_builder;
-pub mod proxy_protocol;
+mod record;
 pub mod rewind;
 pub mod selfcheck;
-pub mod tls;

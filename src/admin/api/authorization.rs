@@ -2,7 +2,7 @@
 //! data plane would decide for a described request — `enterprise_id` (or `project_id`), `ip`,
 //! `vpcep_id` or `marker_id`, `method` (default GET), `path` (default `/`) — answered with the
 //! data plane's own decision function (`policy::decide` over the published snapshot, facts built
-//! by [`crate::explain::facts`]) in the self-check's body: `{status:"ok", data:{enterprise_id,
+//! by [`crate::verdict::facts`]) in the self-check's body: `{status:"ok", data:{enterprise_id,
 //! vpcep_id, result:"Allow"|"Deny", config, reason}}`, `reason` being the data plane's deny code.
 //!
 //! Read-only: unlike a real request, an unknown marker is not recorded as pending.
@@ -16,7 +16,7 @@ use super::params::{Query, check_id};
 use super::{AdminState, flat, ok_json};
 use crate::admin::error::ApiError;
 use crate::policy::{self, IdKind, TenantRef};
-use crate::proxy::selfcheck::decision_json;
+use crate::verdict::{self, TenantSource};
 
 /// A described request, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,17 +101,16 @@ pub(super) fn judge(
         (None, Some(p)) => TenantRef::Project(p),
         (None, None) => TenantRef::None,
     };
-    let facts = crate::explain::facts(
-        config,
-        tenant,
-        d.ip,
-        d.vpcep_id.as_deref(),
-        d.marker_id,
-        &d.method,
-        &d.path,
-    );
+    let req = verdict::Described {
+        method: &d.method,
+        path: &d.path,
+        client_ip: d.ip,
+        vpcep: verdict::vpcep_ref(d.vpcep_id.as_deref(), d.marker_id),
+        tenant: TenantSource::Given(tenant),
+    };
+    let facts = verdict::facts(config, &req);
     let decision = policy::decide(snap, &facts);
-    decision_json(&decision, d.enterprise_id.as_deref())
+    verdict::decision_json(&decision, d.enterprise_id.as_deref())
 }
 
 #[cfg(test)]

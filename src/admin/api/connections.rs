@@ -141,7 +141,7 @@ pub(super) async fn action(
             let changed = st
                 .writer
                 .mutate(move |f| act(f, &service_id, &id, action, &now))
-                .await?;
+                .await??;
             Ok(ok_json(json!({"connections": [connection_json(&changed)]})))
         }
         .await,

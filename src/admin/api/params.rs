@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::admin::error::ApiError;
 use crate::policy::IdKind;
 use crate::policy::validate;
-use crate::proxy::selfcheck::percent_decode;
+use crate::query::percent_decode;
 
 /// Request bodies larger than this are refused (an admin body is a handful of records).
 pub const MAX_BODY: usize = 1024 * 1024;

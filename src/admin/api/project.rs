@@ -45,7 +45,7 @@ pub(super) async fn permission(State(st): State<AdminState>, body: Body) -> Resp
                 Some(on) => {
                     st.writer
                         .mutate(move |f| switch(f, &project_id, Some(on)))
-                        .await?
+                        .await??
                 }
                 None => project_level(st.shared.current().policy.file(), &project_id)?,
             };

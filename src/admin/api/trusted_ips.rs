@@ -129,7 +129,7 @@ pub(super) async fn create(
             let saved = st
                 .writer
                 .mutate(move |f| create_entry(f, &tenant_id, entry, id.is_none()))
-                .await?;
+                .await??;
             Ok(axum::Json(dto(&saved, &enterprise_id)?).into_response())
         }
         .await,
@@ -164,9 +164,9 @@ pub(super) async fn update(
                 .mutate(move |f| {
                     let e = entry_mut(f, &tenant_id, &id)?;
                     apply(e, b)?;
-                    Ok(e.clone())
+                    Ok::<_, ApiError>(e.clone())
                 })
-                .await?;
+                .await??;
             Ok(axum::Json(dto(&saved, &enterprise_id)?).into_response())
         }
         .await,
@@ -188,7 +188,7 @@ pub(super) async fn remove(
             let removed = st
                 .writer
                 .mutate(move |f| remove_entry(f, &tenant_id, &id))
-                .await?;
+                .await??;
             Ok(axum::Json(dto(&removed, &enterprise_id)?).into_response())
         }
         .await,

@@ -79,7 +79,7 @@ pub(super) async fn add(State(st): State<AdminState>, headers: HeaderMap, body: 
             let total = st
                 .writer
                 .mutate(move |f| add_endpoints(f, &enterprise_id, new))
-                .await?;
+                .await??;
             Ok(ok_json(json!({"status": "ok", "total": total})))
         }
         .await,
@@ -111,7 +111,7 @@ pub(super) async fn remove(State(st): State<AdminState>, body: Body) -> Response
             let total = st
                 .writer
                 .mutate(move |f| remove_endpoints(f, &enterprise_id, &ids))
-                .await?;
+                .await??;
             Ok(ok_json(json!({"status": "ok", "total": total})))
         }
         .await,
@@ -130,9 +130,9 @@ pub(super) async fn settings(State(st): State<AdminState>, body: Body) -> Respon
             st.writer
                 .mutate(move |f| {
                     tenant_mut(f, &enterprise_id)?.vpcep.enabled = enabled;
-                    Ok(())
+                    Ok::<_, ApiError>(())
                 })
-                .await?;
+                .await??;
             Ok(ok_json(json!({"status": "ok"})))
         }
         .await,

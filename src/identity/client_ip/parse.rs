@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use http::HeaderMap;
 
-use super::{ForwardHeader, ForwardedError, MAX_HOPS, normalize};
+use super::{ForwardHeader, ForwardedError, MAX_HOPS};
 
 /// One entry of a forwarding chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,7 @@ fn address_element(s: &str) -> Option<Hop> {
 }
 
 fn addr(ip: IpAddr) -> Hop {
-    Hop::Addr(normalize(ip))
+    Hop::Addr(ip.to_canonical())
 }
 
 /// `port = 1*5DIGIT` that fits a u16.

@@ -174,49 +174,6 @@ fn decide_project_request_reports_project_and_owning_tenant() {
 }
 
 #[test]
-fn deny_reason_wire_strings_match_spec_section_5() {
-    const CASES: &[(DenyReason, &str, &str, &str)] = &[
-        (
-            VpcepNotAuthorized,
-            "VG.00040301",
-            "vpcep_not_authorized",
-            "Access denied: the request did not come through an authorized VPC endpoint.",
-        ),
-        (
-            IpNotTrusted,
-            "VG.00040302",
-            "ip_not_trusted",
-            "Access denied: the source IP address is not in the trusted IP address whitelist.",
-        ),
-        (
-            RightNotGranted,
-            "VG.00040303",
-            "right_not_granted",
-            "Access denied: the source IP address may not perform this operation.",
-        ),
-        (
-            VpcepNotAccepted,
-            "VG.00040304",
-            "vpcep_not_accepted",
-            "Access denied: the VPC endpoint connection has not been accepted.",
-        ),
-        (
-            UnknownTenant,
-            "VG.00040305",
-            "unknown_tenant",
-            "Access denied: unknown tenant.",
-        ),
-    ];
-    assert_eq!(CASES.len(), DenyReason::ALL.len());
-    for &(reason, code, label, msg) in CASES {
-        assert_eq!(reason.error_code(), code, "case {label}");
-        assert_eq!(reason.as_label(), label, "case {label}");
-        assert_eq!(reason.error_msg(), msg, "case {label}");
-        assert_eq!(reason.status(), 403, "case {label}");
-    }
-}
-
-#[test]
 fn right_names_round_trip_and_unknown_is_rejected() {
     for r in Right::ALL {
         assert_eq!(r.as_str().parse::<Right>(), Ok(r));

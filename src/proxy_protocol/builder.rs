@@ -3,12 +3,13 @@
 //! cloud load balancer). The output follows the HAProxy spec unless a method
 //! documented as "deliberately wrong" is used.
 //!
-//! Lives beside `proxy_protocol` in the same parent module and refers to it as
-//! `super::proxy_protocol`.
+//! Test-only: compiled for this crate's unit tests and, through the `test-util` feature (which
+//! the crate's own dev-dependency on itself turns on), for `tests/` and `benches/`. It is not
+//! part of the library a release build ships.
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::proxy_protocol::{
+use super::{
     Command, PP2_SUBTYPE_SSL_VERSION, PP2_TYPE_AUTHORITY, PP2_TYPE_CRC32C, PP2_TYPE_NOOP,
     PP2_TYPE_SSL, PP2_TYPE_UNIQUE_ID, V2_SIGNATURE,
 };

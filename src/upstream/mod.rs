@@ -3,11 +3,19 @@
 //! time-to-response-headers deadline, and the classification of upstream failures into the
 //! documented 502/504 codes (SPEC §5, §6).
 //!
-//! Does network I/O (through the client); header policy lives in `headers.rs`, the request
-//! pipeline in `http.rs`.
+//! The outbound side of the data path: `proxy::http` hands it a request whose headers are already
+//! rewritten; it returns the upstream's response head or a [`ForwardError`].
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | [`Forwarder`]: which client, URI rewriting, the response deadline, error classes |
+//! | `pool.rs` | the HTTP/1.1 connection pool for plain `http://` upstreams |
+//!
+//! Does network I/O (through the clients). Header policy lives in `proxy::headers`.
+
+mod pool;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
@@ -17,11 +25,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::pool::{H1Pool, PoolError};
-use crate::body::{BoxError, ProxyBody};
+use crate::body::{BodyTooLarge, BoxError, ProxyBody, is_caused_by};
 use crate::config::model::{Upstream, UpstreamProtocol};
 use crate::error::ErrorCode;
 use crate::metrics::UpstreamErrorKind;
+use pool::{H1Pool, PoolError};
 
 /// Why forwarding failed, each with its documented code.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +125,8 @@ impl Forwarder {
     }
 
     /// Send `req` (headers already rewritten) and wait for the response head, at most
-    /// `response_timeout`. `body_tripped` is the flag of the request's [`crate::body::LimitedBody`].
+    /// `response_timeout`. A failure caused by the request body's [`BodyTooLarge`] (found in the
+    /// client error's source chain) is [`ForwardError::BodyTooLarge`], not the upstream's fault.
     ///
     /// # Performance
     /// Reuses pooled connections; one URI rebuild per request.
@@ -125,13 +134,14 @@ impl Forwarder {
         &self,
         mut req: Request<ProxyBody>,
         upgrade: bool,
-        body_tripped: &AtomicBool,
     ) -> Result<Response<ProxyBody>, ForwardError> {
         let limit = self.upstream.response_timeout;
         if !upgrade && let Some(pool) = &self.pool {
             let result = within(limit, pool.send(req)).await?;
             return result.map_err(|e| match e {
-                _ if body_tripped.load(Ordering::Acquire) => ForwardError::BodyTooLarge,
+                PoolError::Request(e) if is_caused_by::<BodyTooLarge>(&e) => {
+                    ForwardError::BodyTooLarge
+                }
                 PoolError::Connect(e) => ForwardError::Connect(e),
                 PoolError::Request(e) => ForwardError::Protocol(Box::new(e)),
             });
@@ -159,7 +169,7 @@ impl Forwarder {
         let result = within(limit, client.request(req)).await?;
         match result {
             Ok(resp) => Ok(resp.map(crate::body::boxed)),
-            Err(_) if body_tripped.load(Ordering::Acquire) => Err(ForwardError::BodyTooLarge),
+            Err(e) if is_caused_by::<BodyTooLarge>(&e) => Err(ForwardError::BodyTooLarge),
             Err(e) if e.is_connect() => Err(ForwardError::Connect(Box::new(e))),
             Err(e) => Err(ForwardError::Protocol(Box::new(e))),
         }

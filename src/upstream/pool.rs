@@ -107,11 +107,6 @@ impl H1Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Idle connections right now (tests and debugging).
-    pub fn idle_len(&self) -> usize {
-        self.lock().len()
-    }
-
     /// Send `req` (its URI is replaced by the origin form `path?query`; a missing `Host` becomes
     /// the upstream's authority) and wait for the response head. The response body returns the
     /// connection to the pool when it ends.

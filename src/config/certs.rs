@@ -1,20 +1,17 @@
-//! TLS termination: loading the certificate pair (or generating a self-signed one for
-//! `localhost`), the rustls `ServerConfig` with ALPN `h2`/`http/1.1`, and a certificate resolver
-//! over an `ArcSwap` so a reload swaps the key without touching the config or acceptor.
+//! Reading the listener's certificate pair from its PEM files (or generating a self-signed one
+//! for `localhost` when neither file exists), part of loading a config: startup exits 78 on a
+//! [`TlsError`], a reload keeps the pair in force.
 //!
-//! Does file I/O in [`load_or_generate`] only; the handshake itself is driven by `conn.rs`.
+//! Does file I/O ([`load_or_generate`], [`load_pair`]); serving the key is `cert_store`'s job.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use rustls::ServerConfig;
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::model::{TlsFiles, TlsVersion};
+use super::model::TlsFiles;
 
 /// Why a certificate pair could not be used. Startup exits 78 on it; a reload keeps the old pair.
 #[derive(Debug, thiserror::Error)]
@@ -92,57 +89,10 @@ pub fn self_signed(names: &[String]) -> Result<Arc<CertifiedKey>, TlsError> {
     )
 }
 
-/// Serves whatever key is current; [`CertStore::store`] swaps it for new handshakes only.
-#[derive(Debug)]
-pub struct CertStore {
-    current: ArcSwap<CertifiedKey>,
-}
-
-impl CertStore {
-    /// A store serving `key`.
-    pub fn new(key: Arc<CertifiedKey>) -> Self {
-        Self {
-            current: ArcSwap::new(key),
-        }
-    }
-
-    /// Replace the served key (existing connections keep theirs).
-    pub fn store(&self, key: Arc<CertifiedKey>) {
-        self.current.store(key);
-    }
-
-    /// The key new handshakes get.
-    pub fn current(&self) -> Arc<CertifiedKey> {
-        self.current.load_full()
-    }
-}
-
-impl ResolvesServerCert for CertStore {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
-    }
-}
-
-/// The server config: no client auth, ALPN `h2` then `http/1.1` (without ALPN, TLS clients never
-/// negotiate HTTP/2), minimum version per `listen.tls.min_version`.
-pub fn server_config(
-    store: Arc<CertStore>,
-    min: TlsVersion,
-) -> Result<Arc<ServerConfig>, TlsError> {
-    let versions: &[&'static rustls::SupportedProtocolVersion] = match min {
-        TlsVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        TlsVersion::V13 => &[&rustls::version::TLS13],
-    };
-    let mut cfg = ServerConfig::builder_with_protocol_versions(versions)
-        .with_no_client_auth()
-        .with_cert_resolver(store);
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::TlsVersion;
 
     fn install() {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

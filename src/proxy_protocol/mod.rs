@@ -2,9 +2,11 @@
 //! versions 1 & 2), including the vendor TLVs that cloud load balancers use to
 //! say which VPC endpoint / Private Link / PSC connection a client came through.
 //!
-//! This module owns only the *decoding* of one header at the start of a byte
-//! buffer. It does no I/O, keeps no state, allocates only for the decoded
-//! strings, and never panics on any input.
+//! A wire format, and a leaf: it imports nothing else of the crate.
+//!
+//! **No I/O.** This module owns only the *decoding* of one header at the start of a byte
+//! buffer. It keeps no state, allocates only for the decoded strings, and never panics on any
+//! input. Reading the header off a socket is `proxy::conn`'s job.
 //!
 //! # I/O contract for the caller
 //!
@@ -21,10 +23,10 @@
 //!
 //! [`detect`] exists only for an operator-configured "optional" mode.
 
-#![forbid(unsafe_code)]
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod builder;
 mod tlv;
 use ProxyHeaderError as E;
 pub use tlv::{EndpointTlv, SslInfo, TlvEncoding, TlvRule, Yields};

@@ -1,8 +1,6 @@
-//! Tests for the PROXY protocol parser. The builder is reached through the
-//! parent module (`super::super::pp_builder`) so this file works wherever the
-//! two files are placed side by side.
+//! Tests for the PROXY protocol parser, with headers made by the test-only [`super::builder`].
 
-use super::super::pp_builder::{V2Builder, v1, v1_unknown};
+use super::builder::{V2Builder, v1, v1_unknown};
 use super::*;
 use proptest::prelude::*;
 

@@ -1,0 +1,303 @@
+//! The writer task: one bounded queue of commands (reloads, mutations), served in order by one
+//! task, so reloads and admin writes never race and each finds the state the previous one left.
+//!
+//! File I/O runs on blocking threads (`persist.rs`, `config::load`); this task only sequences,
+//! publishes through `state::Shared`, counts and records.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::persist::{self, remove_stale_temp_files};
+use super::{Outcome, Trigger, WriteError, restart_needed};
+use crate::config::Config;
+use crate::config::load::{ConfigError, Fingerprint, Loaded};
+use crate::metrics::ReloadFile;
+use crate::policy::PolicyFile;
+use crate::state::{LastReload, Shared};
+
+/// A change to the policy file, applied by the writer to the freshest version of it. `false`
+/// means the change refused itself (its own error is in the caller's slot): nothing is written.
+pub(super) type Mutation = Box<dyn FnOnce(&mut PolicyFile) -> bool + Send>;
+
+enum Command {
+    Reload {
+        trigger: Trigger,
+        reply: Option<oneshot::Sender<Outcome>>,
+    },
+    Mutate {
+        apply: Mutation,
+        reply: oneshot::Sender<Result<Option<u64>, WriteError>>,
+    },
+}
+
+/// A handle on the writer task. Cheap to clone; the task ends when every handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Reload { trigger, .. } => write!(f, "Reload({trigger:?})"),
+            Command::Mutate { .. } => write!(f, "Mutate"),
+        }
+    }
+}
+
+/// Commands waiting beyond this are refused rather than queued without bound.
+const QUEUE: usize = 256;
+
+impl Writer {
+    /// Start the writer task for the config at `config_path`.
+    pub fn spawn(shared: Arc<Shared>, config_path: PathBuf) -> Writer {
+        remove_stale_temp_files(&shared.current().config.policy.path);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = Writer { tx };
+        if let Some(pending) = shared.take_pending_queue() {
+            tokio::spawn(persist::persist_pending(
+                pending,
+                shared.clone(),
+                writer.clone(),
+            ));
+        }
+        tokio::spawn(run(rx, shared, config_path));
+        writer
+    }
+
+    /// Reload now and wait for the outcome.
+    pub async fn reload(&self, trigger: Trigger) -> Outcome {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Reload {
+            trigger,
+            reply: Some(reply),
+        };
+        if self.tx.send(cmd).await.is_err() {
+            return Outcome::Failed {
+                error: "the reload task has stopped".to_owned(),
+            };
+        }
+        rx.await.unwrap_or(Outcome::Failed {
+            error: "the reload task has stopped".to_owned(),
+        })
+    }
+
+    /// Apply `f` to the policy file, validate, persist atomically, publish. The outer `Result` is
+    /// the writer's (`Ok` means the change is on disk and enforced, or `f` refused it and nothing
+    /// was written); the inner one is `f`'s own. `f` sees the file as it is on disk now (hand
+    /// edits included).
+    pub async fn mutate<R, E>(
+        &self,
+        f: impl FnOnce(&mut PolicyFile) -> Result<R, E> + Send + 'static,
+    ) -> Result<Result<R, E>, WriteError>
+    where
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let slot = Arc::new(Mutex::new(None));
+        let out = slot.clone();
+        let apply: Mutation = Box::new(move |file| {
+            let r = f(file);
+            let proceed = r.is_ok();
+            if let Ok(mut g) = out.lock() {
+                *g = Some(r);
+            }
+            proceed
+        });
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Mutate { apply, reply })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)??;
+        let r = slot.lock().ok().and_then(|mut g| g.take());
+        r.ok_or(WriteError::Stopped)
+    }
+
+    /// Ask for a reload without waiting (the watcher). A full queue already holds a reload that
+    /// will see the newest files, so dropping this one loses nothing.
+    pub fn request_reload(&self, trigger: Trigger) {
+        let _ = self.tx.try_send(Command::Reload {
+            trigger,
+            reply: None,
+        });
+    }
+}
+
+struct Task {
+    shared: Arc<Shared>,
+    config_path: PathBuf,
+    /// The fingerprint of the last version that failed, so the watcher does not re-report the
+    /// same broken files on every unrelated event in their directory.
+    last_failed: Option<Fingerprint>,
+}
+
+async fn run(mut rx: mpsc::Receiver<Command>, shared: Arc<Shared>, config_path: PathBuf) {
+    let mut task = Task {
+        shared,
+        config_path,
+        last_failed: None,
+    };
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Reload { trigger, reply } => {
+                let outcome = task.reload(trigger).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Command::Mutate { apply, reply } => {
+                let _ = reply.send(task.mutate(apply).await);
+            }
+        }
+    }
+}
+
+impl Task {
+    async fn mutate(&mut self, apply: Mutation) -> Result<Option<u64>, WriteError> {
+        let cur = self.shared.current();
+        let (config, snapshot, sha) = (
+            cur.config.clone(),
+            cur.policy.clone(),
+            cur.policy_sha256.clone(),
+        );
+        drop(cur);
+        let written = blocking(move || persist::write_mutation(&config, &snapshot, &sha, apply))
+            .await
+            .ok_or(WriteError::Stopped)??;
+        let Some(written) = written else {
+            return Ok(None);
+        };
+        let generation = self.shared.publish_policy(written.snapshot, written.sha256);
+        let m = &self.shared.metrics;
+        m.config_reloads_total
+            .with_label_values(&[ReloadFile::Policy.as_str(), "success"])
+            .inc();
+        tracing::info!(
+            generation,
+            "policy changed through the admin API and written"
+        );
+        self.record(Trigger::Api, "success", generation, None);
+        Ok(Some(generation))
+    }
+
+    async fn reload(&mut self, trigger: Trigger) -> Outcome {
+        let cur = self.shared.current();
+        let path = self.config_path.clone();
+        let config = cur.config.clone();
+        let on_disk = blocking(move || Fingerprint::read(&path, &config)).await;
+        if let Some(fp) = &on_disk {
+            if *fp == cur.fingerprint {
+                return self.finish_unchanged(trigger, cur.number);
+            }
+            if trigger == Trigger::Watch && self.last_failed.as_ref() == Some(fp) {
+                tracing::debug!("watched files still hold the version that failed; not retrying");
+                return Outcome::Failed {
+                    error: "unchanged since the last failure".to_owned(),
+                };
+            }
+        }
+        let path = self.config_path.clone();
+        let loaded = blocking(move || crate::config::load(&path)).await;
+        match loaded {
+            Some(Ok(loaded)) => self.publish(trigger, loaded, &cur.config, &cur.fingerprint),
+            Some(Err(e)) => {
+                let file = e.source_file(&cur.config);
+                self.last_failed = on_disk;
+                self.fail(trigger, file, &e)
+            }
+            None => {
+                let error = "the reload thread panicked".to_owned();
+                self.count_failure(trigger, ReloadFile::Config, error)
+            }
+        }
+    }
+
+    fn publish(
+        &mut self,
+        trigger: Trigger,
+        loaded: Loaded,
+        old: &Config,
+        old_fp: &Fingerprint,
+    ) -> Outcome {
+        let changed = loaded.fingerprint.changed(old_fp);
+        if changed.is_empty() {
+            // The files changed and changed back between the check and the load.
+            return self.finish_unchanged(trigger, self.shared.current().number);
+        }
+        for what in restart_needed(old, &loaded.config) {
+            tracing::warn!(
+                setting = what,
+                "changed in the config file; takes effect after a restart"
+            );
+        }
+        let generation = self.shared.publish(loaded);
+        self.last_failed = None;
+        let m = &self.shared.metrics;
+        for f in &changed {
+            m.config_reloads_total
+                .with_label_values(&[f.as_str(), "success"])
+                .inc();
+        }
+        m.config_last_reload_successful.set(1);
+        m.config_last_reload_success_timestamp_seconds
+            .set(crate::time::unix_now() as i64);
+        let files: Vec<&str> = changed.iter().map(|f| f.as_str()).collect();
+        tracing::info!(generation, trigger = trigger.as_str(), files = ?files, "reloaded");
+        self.record(trigger, "success", generation, None);
+        Outcome::Published { generation }
+    }
+
+    fn finish_unchanged(&self, trigger: Trigger, generation: u64) -> Outcome {
+        if trigger != Trigger::Watch {
+            tracing::info!(
+                generation,
+                trigger = trigger.as_str(),
+                "reload: files unchanged"
+            );
+            self.record(trigger, "unchanged", generation, None);
+        }
+        Outcome::Unchanged { generation }
+    }
+
+    fn fail(&self, trigger: Trigger, file: ReloadFile, e: &ConfigError) -> Outcome {
+        self.count_failure(trigger, file, e.to_string())
+    }
+
+    fn count_failure(&self, trigger: Trigger, file: ReloadFile, error: String) -> Outcome {
+        let m = &self.shared.metrics;
+        m.config_reloads_total
+            .with_label_values(&[file.as_str(), "failure"])
+            .inc();
+        m.config_last_reload_successful.set(0);
+        tracing::error!(error = %error, trigger = trigger.as_str(), "reload failed; keeping the current rules");
+        let generation = self.shared.current().number;
+        self.record(trigger, "failure", generation, Some(error.clone()));
+        Outcome::Failed { error }
+    }
+
+    fn record(
+        &self,
+        trigger: Trigger,
+        result: &'static str,
+        generation: u64,
+        error: Option<String>,
+    ) {
+        self.shared.set_last_reload(LastReload {
+            time: crate::time::now_rfc3339(),
+            trigger: trigger.as_str(),
+            result,
+            generation,
+            error,
+        });
+    }
+}
+
+/// Run blocking file work off the runtime's workers; `None` if it panicked.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
