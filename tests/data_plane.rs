@@ -334,6 +334,37 @@ async fn websocket_upgrade_passes_through() {
     assert_eq!(&echo, b"ping-through-tunnel");
 }
 
+/// The streamed-body limit on the h2c client path (hyper-util's client, not the HTTP/1.1 pool):
+/// the 413 must come from the body's own error, whatever the HTTP/2 client does with it.
+#[tokio::test]
+async fn body_over_max_body_bytes_streamed_to_h2c_upstream_is_413() {
+    common::install_provider();
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(
+        &format!(
+            "listen:\n  tls: {{}}\nupstream:\n  url: \"h2c://{}\"\nlimits:\n  max_body_bytes: 1024\n{STATIC_TENANT}",
+            up.addr
+        ),
+        OPEN_POLICY,
+        true,
+    )
+    .await;
+    for http2 in [false, true] {
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            (0..8).map(|_| Ok(Bytes::from(vec![b'y'; 512]))).collect();
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        let r = proxy
+            .client(http2)
+            .post(format!("{}/upload", proxy.base()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "client http2={http2}");
+        assert_eq!(error_code(&r.text().await.unwrap()), "VG.00041301");
+    }
+}
+
 #[tokio::test]
 async fn grpc_style_trailers_pass_through_h2c_upstream() {
     common::install_provider();

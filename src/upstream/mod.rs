@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, Version};
+use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -166,14 +167,48 @@ impl Forwarder {
         } else {
             &self.client
         };
+        let (req, body_cause) = keep_body_cause(req);
         let result = within(limit, client.request(req)).await?;
         match result {
             Ok(resp) => Ok(resp.map(crate::body::boxed)),
-            Err(e) if is_caused_by::<BodyTooLarge>(&e) => Err(ForwardError::BodyTooLarge),
+            Err(e) if is_caused_by::<BodyTooLarge>(&e) || body_cause.too_large() => {
+                Err(ForwardError::BodyTooLarge)
+            }
             Err(e) if e.is_connect() => Err(ForwardError::Connect(Box::new(e))),
             Err(e) => Err(ForwardError::Protocol(Box::new(e))),
         }
     }
+}
+
+/// Whether the request body failed with [`BodyTooLarge`], as seen by the body itself.
+///
+/// Why: hyper's HTTP/2 client only logs a request body's error ("client request body error") and
+/// answers the response future with the stream reset it sent, so the cause is not in the client
+/// error's source chain there; HTTP/1 connections do carry it.
+#[derive(Clone, Debug, Default)]
+struct BodyCause(Arc<std::sync::atomic::AtomicBool>);
+
+impl BodyCause {
+    fn too_large(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// `req` with a body that notes, in the returned [`BodyCause`], an error caused by
+/// [`BodyTooLarge`] on its way to the client.
+fn keep_body_cause(req: Request<ProxyBody>) -> (Request<ProxyBody>, BodyCause) {
+    let cause = BodyCause::default();
+    let seen = cause.clone();
+    let req = req.map(|b| {
+        b.map_err(move |e: BoxError| {
+            if is_caused_by::<BodyTooLarge>(&*e) {
+                seen.0.store(true, std::sync::atomic::Ordering::Release);
+            }
+            e
+        })
+        .boxed()
+    });
+    (req, cause)
 }
 
 /// `fut`, or [`ForwardError::Timeout`] when `limit` passes first.
