@@ -8,3 +8,6 @@ pub mod raw;
 
 pub use load::{ConfigError, Loaded, load, parse};
 pub use model::Config;
+
+#[cfg(test)]
+mod tests;
