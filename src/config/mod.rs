@@ -10,3 +10,6 @@ pub mod raw;
 
 pub use load::{ConfigError, Loaded, load, parse};
 pub use model::Config;
+
+#[cfg(test)]
+mod tests;
