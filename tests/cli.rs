@@ -55,6 +55,8 @@ fn check_invalid_config_exits_78_with_one_file_line_column_line() {
     assert_eq!(lines.len(), 1, "one line: {err}");
     assert!(lines[0].starts_with(&format!("{path}:2:3: ")), "{err}");
     assert!(lines[0].contains("adress"), "{err}");
+    // The position is printed once, as `file:line:col`, not again in serde's words.
+    assert!(!lines[0].contains("line 2"), "{err}");
 }
 
 #[test]

@@ -33,10 +33,10 @@ pub enum ConfigError {
         message: String,
     },
     /// A value parsed but is not acceptable.
-    #[error("{}:{}: {}: {}", path.display(), fmt_pos(invalid.pos), invalid.field, invalid.message)]
+    #[error("{}{}: {}: {}", path.display(), at(invalid.pos), invalid.field, invalid.message)]
     Invalid { path: PathBuf, invalid: Invalid },
     /// The policy file is invalid.
-    #[error("{}:{}: {source}", path.display(), fmt_pos(source.position()))]
+    #[error("{}{}: {source}", path.display(), at(source.position()))]
     Policy {
         path: PathBuf,
         source: policy::PolicyError,
@@ -49,9 +49,9 @@ pub enum ConfigError {
     },
 }
 
-fn fmt_pos(pos: Option<(u32, u32)>) -> String {
-    let (l, c) = pos.unwrap_or((1, 1));
-    format!("{l}:{c}")
+/// `:line:column` when the position is known; nothing rather than a made-up `1:1` when not.
+fn at(pos: Option<(u32, u32)>) -> String {
+    pos.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default()
 }
 
 /// Parse and validate config text. `path` is used for messages and to resolve relative paths.
@@ -70,20 +70,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 /// Map a serde-saphyr error to [`ConfigError::Syntax`] with its position.
 pub fn syntax(path: &Path, e: &serde_saphyr::Error) -> ConfigError {
+    let num = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     let (line, column) = e
         .location()
-        .map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
+        .map_or((1, 1), |l| (num(l.line()), num(l.column())));
     ConfigError::Syntax {
         path: path.to_path_buf(),
         line,
         column,
-        message: first_line(&e.to_string()),
+        // The position is ours to print: the message alone, on one line.
+        message: crate::policy::yaml_message(e),
     }
-}
-
-/// serde-saphyr renders a caret snippet after the first line; logs want one line.
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).to_owned()
 }
 
 /// The hex sha256 of some bytes.

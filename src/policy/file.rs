@@ -279,14 +279,19 @@ pub fn parse_policy(text: &str) -> Result<PolicyFile, PolicyError> {
     }
 }
 
-fn yaml_error(err: &serde_saphyr::Error) -> PolicyError {
-    let inner = err.without_snippet();
-    let message = serde_saphyr::DefaultMessageFormatter.format_message(inner);
-    // The message may quote the input; keep it on one printable line for logs.
-    let message: String = message
+/// A serde-saphyr error's message without its position and caret snippet, on one printable line
+/// (the message may quote the input). Shared with the config loader, which prints the position
+/// itself as `file:line:column`.
+pub fn yaml_message(err: &serde_saphyr::Error) -> String {
+    let message = serde_saphyr::DefaultMessageFormatter.format_message(err.without_snippet());
+    message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+        .collect()
+}
+
+fn yaml_error(err: &serde_saphyr::Error) -> PolicyError {
+    let message = yaml_message(err);
     PolicyError::Yaml {
         message,
         pos: err.location().and_then(Pos::from_location),

@@ -43,7 +43,7 @@ pub use decide::decide;
 pub use error::{IdKind, PolicyError};
 pub use file::{
     Connection, ConnectionStatus, Derived, Endpoint, EndpointService, MAX_ENTRIES, PolicyFile,
-    Project, Tenant, TrustedIp, VpcepSettings, parse_policy, render_policy,
+    Project, Tenant, TrustedIp, VpcepSettings, parse_policy, render_policy, yaml_message,
 };
 pub use iprange::{InvalidIpRange, IpRange, IpType, ParsedIpRange, parse_ip_range};
 pub use iptable::{Hit, IpTable, Rights, TableEntry};
