@@ -1,6 +1,6 @@
 //! Composition root: takes listeners that are *already bound* (so tests read their ports before
 //! anything runs), builds the shared state, spawns the data-plane and admin tasks, and returns an
-//! [`App`] handle that reports the addresses and drives shutdown (SPEC §10).
+//! [`App`] handle that reports the addresses and drives shutdown (docs/contract.md §10).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! for request bodies (`limits.max_body_bytes`), and a wrapper that runs a completion hook when a
 //! response body is finished or dropped (access log and duration histogram).
 //!
-//! Nothing here buffers a body: every wrapper passes frames through as they arrive (SPEC §6).
+//! Nothing here buffers a body: every wrapper passes frames through as they arrive (docs/contract.md §6).
 //! No I/O of its own.
 
 use std::pin::Pin;

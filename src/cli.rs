@@ -1,4 +1,4 @@
-//! Command line (SPEC §1): `run`, `check`, `explain`, `hash-token`. Parsing only; `main.rs` acts.
+//! Command line (docs/contract.md §1): `run`, `check`, `explain`, `hash-token`. Parsing only; `main.rs` acts.
 
 use std::path::PathBuf;
 

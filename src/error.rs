@@ -1,4 +1,4 @@
-//! The data plane's documented error codes (SPEC §5) and the one place that turns a code into a
+//! The data plane's documented error codes (docs/contract.md §5) and the one place that turns a code into a
 //! response.
 //!
 //! Owns: [`ErrorCode`] (closed, `Copy`, stable wire strings), the JSON body, and [`respond`].
@@ -84,7 +84,7 @@ impl ErrorCode {
         }
     }
 
-    /// The fixed `error_msg` (SPEC §5). Never contains request data.
+    /// The fixed `error_msg` (docs/contract.md §5). Never contains request data.
     pub fn message(self) -> &'static str {
         match self {
             ErrorCode::VpcepNotAuthorized => {

@@ -1,4 +1,4 @@
-//! Process-wide tracing setup from `log:` (SPEC §2): JSON lines or text, level overridden by
+//! Process-wide tracing setup from `log:` (docs/contract.md §2): JSON lines or text, level overridden by
 //! `RUST_LOG`. The access log is the `vpcguard::access` target, one line per request; how it is
 //! written (by hand and through its own thread for JSON) is decided here, once, and done by
 //! [`crate::access_log`].
@@ -31,7 +31,7 @@ pub fn init(log: &Log) -> access_log::Guard {
         return access_log::Guard::default();
     }
     // Asked once: the filter is fixed for the life of the process (`log.level` changes need a
-    // restart, SPEC §8). Per-span filter directives cannot apply: access lines are outside spans.
+    // restart, docs/contract.md §8). Per-span filter directives cannot apply: access lines are outside spans.
     let setup = if !tracing::enabled!(target: "vpcguard::access", tracing::Level::INFO) {
         Setup::Filtered
     } else if log.format == LogFormat::Json {

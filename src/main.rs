@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    // Exactly one provider, installed before any TLS use (DEPS pitfall 1).
+    // Exactly one provider, installed before any TLS use (docs/design.md §7.1).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Command::Run { config } => run(&config),

@@ -1,4 +1,4 @@
-//! Every metric vpcguard exports (SPEC §9), in one place: names, help texts, label sets, and the
+//! Every metric vpcguard exports (docs/contract.md §9), in one place: names, help texts, label sets, and the
 //! closed enums that label values come from. Registered on a private `Registry` handed in by
 //! `app.rs` so that tests never collide.
 //!

@@ -1,5 +1,5 @@
-//! Process signals: SIGTERM/SIGINT start the graceful shutdown (SPEC §10); SIGHUP asks the writer
-//! (`reload.rs`) to reload the config, policy and TLS files (SPEC §8).
+//! Process signals: SIGTERM/SIGINT start the graceful shutdown (docs/contract.md §10); SIGHUP asks the writer
+//! (`reload.rs`) to reload the config, policy and TLS files (docs/contract.md §8).
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 

@@ -4,8 +4,8 @@
 //!
 //! Only the writer (`reload`) publishes, and every publication goes through one swap
 //! ([`Shared::publish`] for a reloaded config, [`Shared::publish_policy`] for an admin write, both
-//! via `swap`) (STYLE §2.2); requests `load` the generation once and keep that `Arc` for their
-//! whole life, so in-flight requests finish on the rules they began with (SPEC §8).
+//! via `swap`) (docs/design.md §2.2); requests `load` the generation once and keep that `Arc` for their
+//! whole life, so in-flight requests finish on the rules they began with (docs/contract.md §8).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,7 +207,7 @@ impl Shared {
     }
 
     /// Record an unknown marker as pending (first sighting wins) and queue it for the writer,
-    /// which persists it in the policy file (SPEC §4 step 1). Returns true if it was new.
+    /// which persists it in the policy file (docs/contract.md §4 step 1). Returns true if it was new.
     pub fn record_pending(&self, service_id: &str, marker_id: u64, now: String) -> bool {
         let Ok(mut map) = self.pending.lock() else {
             return false;

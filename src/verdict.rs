@@ -1,6 +1,6 @@
 //! The verdict: everything between "a request as described" and "what the proxy answers about
-//! it", shared by the data plane, its self check (SPEC §7.1), `vpcguard explain` (SPEC §1) and
-//! the admin API's `GET /v1/vpcep-authorization` (SPEC §7), so all four judge alike:
+//! it", shared by the data plane, its self check (docs/contract.md §7.1), `vpcguard explain` (docs/contract.md §1) and
+//! the admin API's `GET /v1/vpcep-authorization` (docs/contract.md §7), so all four judge alike:
 //!
 //! - [`facts`] — the one builder of [`Facts`] from a [`Described`] request (tenant rules, right,
 //!   client IP normalisation);
@@ -81,7 +81,7 @@ pub fn vpcep_ref(id: Option<&str>, marker: Option<u64>) -> Option<VpcepRef<'_>> 
     }
 }
 
-/// The wire code a deny reason is answered with (SPEC §5): the only such mapping.
+/// The wire code a deny reason is answered with (docs/contract.md §5): the only such mapping.
 pub fn deny_code(reason: DenyReason) -> ErrorCode {
     match reason {
         DenyReason::VpcepNotAccepted => ErrorCode::VpcepNotAccepted,

@@ -1,4 +1,4 @@
-//! Watching the config, policy and TLS files (SPEC §8). The *directories* holding them are
+//! Watching the config, policy and TLS files (docs/contract.md §8). The *directories* holding them are
 //! watched, not the files: editors save by renaming a new file over the old one, and Kubernetes
 //! swaps a `..data` symlink, and neither is seen by a watch on the old inode.
 //!
@@ -188,7 +188,7 @@ fn watched_files(config_path: &Path, config: &Config) -> Vec<PathBuf> {
 }
 
 /// The directories to watch for `config` loaded from `config_path`: the parents of the config
-/// file, the policy file and the TLS files (SPEC §8), deduplicated.
+/// file, the policy file and the TLS files (docs/contract.md §8), deduplicated.
 pub fn watched_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = watched_files(config_path, config)
         .iter()

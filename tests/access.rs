@@ -1,4 +1,4 @@
-//! Access decisions seen from outside (SPEC §4, §5 403 rows, §7.1): PROXY v1 from curl and raw,
+//! Access decisions seen from outside (docs/contract.md §4, §5 403 rows, §7.1): PROXY v1 from curl and raw,
 //! PROXY v2 with each cloud TLV, HAProxy `send-proxy-v2` with CRC32c and unique id, trusted
 //! headers, spoofing from untrusted peers, per-request judgement on keep-alive connections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,4 +1,4 @@
-//! The admin REST API against a real running proxy and upstream (SPEC §7 table, the seeds' shapes
+//! The admin REST API against a real running proxy and upstream (docs/contract.md §7 table, the seeds' shapes
 //! and codes): every endpoint's happy path and validation errors, authentication, persistence
 //! (a 200 is on disk and enforced, published once, hand edits kept), serialized concurrent
 //! writes, and the data plane's reaction to connection actions and endpoint deletion. Requests

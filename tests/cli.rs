@@ -1,4 +1,4 @@
-//! The real binary (SPEC §1, §10): exit codes (0, 64 usage, 78 config), the one-line
+//! The real binary (docs/contract.md §1, §10): exit codes (0, 64 usage, 78 config), the one-line
 //! `file:line:column` message of `check`, `explain`, `hash-token`, and `run` with a SIGTERM that
 //! lets a slow request finish, SIGHUP reloads, plus the JSON access log. Config validation itself
 //! (every field, position and file error) is tested in-process in `src/config/tests.rs`.

@@ -1,4 +1,4 @@
-//! Crash safety of admin writes (SPEC §7: "a 200 means it is on disk"): 200 concurrent mutations
+//! Crash safety of admin writes (docs/contract.md §7: "a 200 means it is on disk"): 200 concurrent mutations
 //! against the real binary, SIGKILL part-way, restart, and every mutation that was answered 200 is
 //! in a policy file that still validates (never torn).
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,4 +1,4 @@
-//! The data plane seen from outside (SPEC §5 5xx/413 rows, §6, §10): real TLS, real upstream, real
+//! The data plane seen from outside (docs/contract.md §5 5xx/413 rows, §6, §10): real TLS, real upstream, real
 //! clients (reqwest, hyper, raw sockets).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,4 +1,4 @@
-//! Metrics seen from outside (SPEC §9): exact counter lines after a scripted mix of decisions,
+//! Metrics seen from outside (docs/contract.md §9): exact counter lines after a scripted mix of decisions,
 //! upstream errors and reloads; `promtool check metrics` on a live /metrics; a real Prometheus
 //! server scraping the admin listener; the metric names documented in README.md (both ways); and no
 //! per-entry series however large the policy.

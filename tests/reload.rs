@@ -1,4 +1,4 @@
-//! Live reload seen from outside (SPEC §8): the file watcher on edits in place, rename-over and a
+//! Live reload seen from outside (docs/contract.md §8): the file watcher on edits in place, rename-over and a
 //! Kubernetes `..data` symlink swap; invalid versions that keep the old rules; certificate
 //! rotation seen by new TLS clients; revocation on a kept-alive connection; `POST /-/reload`;
 //! requests under concurrent reloads of a large policy. Every wait is on the generation (or the

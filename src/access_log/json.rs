@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::Version;
 
-/// The fields of one access log line (SPEC §2 `log.access_log`), borrowed from the request.
+/// The fields of one access log line (docs/contract.md §2 `log.access_log`), borrowed from the request.
 #[derive(Clone, Debug)]
 pub struct Record<'a> {
     /// The client's valid `X-Request-Id`, or the one generated for the request.

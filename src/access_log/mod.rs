@@ -1,4 +1,4 @@
-//! The access log (SPEC §2 `log.access_log`): one line per request, written when its response
+//! The access log (docs/contract.md §2 `log.access_log`): one line per request, written when its response
 //! ends. [`emit`] is called on the request path, so it is built to be cheap:
 //!
 //! - `log.format: json` (the default): the line is formatted by hand ([`json`], the same bytes
@@ -11,8 +11,8 @@
 //! - `log.format: text`: the `vpcguard::access` tracing event, as before (text is for humans at a
 //!   terminal, not for volume).
 //! - Filtered out (`RUST_LOG` / `log.level` hides `vpcguard::access` at INFO): nothing at all. The
-//!   filter is asked once, at [`crate::logging::init`]; `log.level` needs a restart anyway (SPEC
-//!   §8), and `RUST_LOG` is read once.
+//!   filter is asked once, at [`crate::logging::init`]; `log.level` needs a restart anyway
+//!   (docs/contract.md §8), and `RUST_LOG` is read once.
 //!
 //! Without [`crate::logging::init`] (tests, embedding) the tracing event is emitted, so whatever
 //! subscriber the embedder installed sees it.
@@ -134,7 +134,7 @@ fn emit_event(rec: &Record<'_>) {
 
 /// Keeps the writer thread of the JSON access log; dropping it writes every queued line and ends
 /// the thread. `main` drops it before its last log line, so access lines of requests that
-/// finished before shutdown are on stdout before the process exits (SPEC §10).
+/// finished before shutdown are on stdout before the process exits (docs/contract.md §10).
 #[derive(Debug, Default)]
 #[must_use = "dropping the guard stops the access log writer"]
 pub struct Guard {

@@ -1,9 +1,10 @@
-//! Admin authentication (SPEC §7): `X-Auth-Token` is hashed with sha256 and compared, in constant
+//! Admin authentication (docs/contract.md §7): `X-Auth-Token` is hashed with sha256 and compared, in constant
 //! time, with every configured token hash; `read` tokens may GET, `write` tokens may do anything.
 //! `/metrics`, `/healthz` and `/readyz` are open (Prometheus and kubelet carry no token). With no
 //! tokens configured, everything else answers 401: the API is closed, never open by default.
 
 use axum::http::Method;
+use subtle::ConstantTimeEq;
 use sha2::{Digest, Sha256};
 
 use crate::config::model::{Role, Token};
@@ -57,7 +58,7 @@ pub fn authorize(tokens: &[Token], presented: Option<&[u8]>, need: Need) -> Resu
     // (or how much of one) matched.
     let mut role = None;
     for t in tokens {
-        if ct_eq(&digest, &t.sha256) {
+        if bool::from(digest.ct_eq(&t.sha256)) {
             role = Some(t.role);
         }
     }
@@ -66,12 +67,6 @@ pub fn authorize(tokens: &[Token], presented: Option<&[u8]>, need: Need) -> Resu
         (Some(Role::Read), Need::Write) => Err(AuthError::ReadOnly),
         _ => Ok(()),
     }
-}
-
-/// Constant-time equality of two digests.
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]

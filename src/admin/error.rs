@@ -1,4 +1,4 @@
-//! Admin API errors (SPEC §7): one type for every refusal, mapped to the seeds' status codes and
+//! Admin API errors (docs/contract.md §7): one type for every refusal, mapped to the seeds' status codes and
 //! error codes, rendered in the shape of the API that was called ([`ErrorShape`]).
 
 use axum::http::StatusCode;

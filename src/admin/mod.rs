@@ -1,4 +1,4 @@
-//! The admin listener (SPEC §7, §9), never on the data-plane port. Routes:
+//! The admin listener (docs/contract.md §7, §9), never on the data-plane port. Routes:
 //!
 //! | route | auth | does |
 //! |---|---|---|
@@ -140,7 +140,7 @@ pub fn status_label(status: StatusCode) -> &'static str {
     }
 }
 
-/// The error body shapes of the seed APIs (SPEC §7).
+/// The error body shapes of the seed APIs (docs/contract.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorShape {
     /// `{"error_code": …, "error_msg": …}` (CodeArts APIs, and vpcguard's own routes).

@@ -1,5 +1,5 @@
 //! Reading and validating the config file, the policy file and the TLS files: the one code path
-//! that `run`, `check` and every reload use (SPEC §1, §8).
+//! that `run`, `check` and every reload use (docs/contract.md §1, §8).
 //!
 //! [`parse`] is pure (text in, config out); [`load`] does the file I/O around it and returns
 //! everything a running proxy needs, compiled and ready to publish.

@@ -33,7 +33,7 @@ pub struct Config {
     pub tenant: Vec<TenantRule>,
     pub policy: PolicySettings,
     pub routes: Routes,
-    /// Path answered by the proxy itself (SPEC §7.1); `None` disables it.
+    /// Path answered by the proxy itself (docs/contract.md §7.1); `None` disables it.
     pub self_check_path: Option<String>,
     pub identity_headers: bool,
     pub limits: Limits,

@@ -1,4 +1,4 @@
-//! serde structs that mirror `vpcguard.yaml` (SPEC §2) key for key. No logic beyond parsing scalar
+//! serde structs that mirror `vpcguard.yaml` (docs/contract.md §2) key for key. No logic beyond parsing scalar
 //! syntax: every struct denies unknown fields, and scalar newtypes ([`Dur`], [`Addr`]) fail inside
 //! deserialization so that serde-saphyr reports the error's line and column.
 //!

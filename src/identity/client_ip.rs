@@ -1,5 +1,5 @@
 //! Who is the client: the connection-level peer, or the address a trusted proxy put in a forwarding
-//! header (SPEC §2 `client_ip`, §4 "Client IP").
+//! header (docs/contract.md §2 `client_ip`, §4 "Client IP").
 //!
 //! Owns: the trusted-proxy set ([`NetList`]), the walk over `X-Forwarded-For` / `Forwarded` /
 //! `X-Real-IP` hops, and the recorded [`ClientIpSource`]. Does not own: reading the PROXY header
@@ -24,7 +24,7 @@ use self::parse::Hop;
 /// rather than walked, so a client cannot make us parse an unbounded list.
 pub const MAX_HOPS: usize = 64;
 
-/// A forwarding header the operator may list in `client_ip.headers` (SPEC §2).
+/// A forwarding header the operator may list in `client_ip.headers` (docs/contract.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ForwardHeader {
     /// `X-Forwarded-For`: comma-separated addresses, the de-facto standard.
@@ -35,7 +35,7 @@ pub enum ForwardHeader {
     XRealIp,
 }
 
-/// Where the client address of a request came from. A bounded metric label (STYLE §2.7).
+/// Where the client address of a request came from. A bounded metric label (docs/design.md §2.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientIpSource {
     /// The TCP socket's peer address.
@@ -52,7 +52,7 @@ pub enum ClientIpSource {
 
 /// A small set of networks, e.g. `client_ip.trusted_proxies`.
 ///
-/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) and networks are matched as IPv4 (SPEC §3).
+/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) and networks are matched as IPv4 (docs/contract.md §3).
 ///
 /// # Performance
 /// A linear scan: meant for the handful of proxy CIDRs an operator lists, not for allowlists.
@@ -75,7 +75,7 @@ pub struct InvalidForwardHeader {
     pub value: String,
 }
 
-/// The `client_ip` section of the config (SPEC §2).
+/// The `client_ip` section of the config (docs/contract.md §2).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientIpConfig {
     /// Peers whose forwarding headers are believed; also the hops skipped while walking a chain.
@@ -96,7 +96,7 @@ pub struct ClientIp {
 /// Why a trusted peer's forwarding header could not name the client. Every variant fails closed:
 /// the client is unknown, so the caller must not fall back to the peer.
 ///
-/// SPEC §5 has no error code for these; the caller maps them (400, or a deny) and counts them by
+/// docs/contract.md §5 has no error code for these; the caller maps them (400, or a deny) and counts them by
 /// [`ForwardedError::reason`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ForwardedError {
@@ -121,7 +121,7 @@ pub enum ForwardedError {
     },
 }
 
-/// Work out the client address of a request (SPEC §4 "Client IP").
+/// Work out the client address of a request (docs/contract.md §4 "Client IP").
 ///
 /// `peer` is the connection-level address: the socket peer, or the PROXY header source when the
 /// load balancer is trusted, with `peer_source` [`ClientIpSource::Socket`] or
@@ -147,7 +147,7 @@ pub fn resolve_client_ip(
     peer_source: ClientIpSource,
     headers: &HeaderMap,
 ) -> Result<ClientIp, ForwardedError> {
-    // Dual-stack sockets report IPv4 clients IPv4-mapped; SPEC §3 matches them as IPv4.
+    // Dual-stack sockets report IPv4 clients IPv4-mapped; docs/contract.md §3 matches them as IPv4.
     let peer = peer.to_canonical();
     if !cfg.trusted_proxies.contains(peer) {
         return Ok(ClientIp {

@@ -1,5 +1,5 @@
 //! Request identity: who the client is, which VPC endpoint and tenant a request claims, and which
-//! right it needs (SPEC §4). Pure functions over `http` types.
+//! right it needs (docs/contract.md §4). Pure functions over `http` types.
 //!
 //! Owns: parsing and matching. Does not own: trust configuration loading, the access decision
 //! (`policy`), or sequencing (`proxy/conn.rs`). No I/O.

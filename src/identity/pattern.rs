@@ -1,4 +1,4 @@
-//! Path and host patterns for `tenant` and `routes` rules (SPEC §2), with `{tenant}` /
+//! Path and host patterns for `tenant` and `routes` rules (docs/contract.md §2), with `{tenant}` /
 //! `{project}` captures.
 //!
 //! Owns: pattern syntax and matching against the raw request path / Host. Does not own: which

@@ -1,4 +1,4 @@
-//! Which right a request needs (SPEC §2 `routes`, §4 "Right"): the first matching route wins.
+//! Which right a request needs (docs/contract.md §2 `routes`, §4 "Right"): the first matching route wins.
 //!
 //! Owns: the route table and its lookup. Does not own: whether the client holds the right (the
 //! policy decides). No I/O.
@@ -32,7 +32,7 @@ impl Routes {
         Self(routes)
     }
 
-    /// SPEC §2's default table: `/**/archive/**` → download; GET, HEAD, OPTIONS → view;
+    /// docs/contract.md §2's default table: `/**/archive/**` → download; GET, HEAD, OPTIONS → view;
     /// anything else → upload.
     pub fn default_routes() -> Self {
         let archive = PathPattern::from_segs(

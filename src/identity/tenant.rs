@@ -1,4 +1,4 @@
-//! Which tenant a request belongs to (SPEC §2 `tenant`): the first rule that yields wins.
+//! Which tenant a request belongs to (docs/contract.md §2 `tenant`): the first rule that yields wins.
 //!
 //! Owns: trying the configured rules in order. Does not own: validating the tenant or project id,
 //! mapping a project to its tenant, or the `unknown_tenant` decision (all in the policy). No I/O.
@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderName};
 
 use super::pattern::{CaptureName, HostPattern, PathPattern};
 
-/// One `tenant:` rule (SPEC §2).
+/// One `tenant:` rule (docs/contract.md §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantRule {
     /// `{ header: NAME }`: the header's value is the tenant id.
@@ -32,7 +32,7 @@ pub enum TenantHint<'a> {
     Project(&'a str),
 }
 
-/// Try `rules` in order and return the first hint one yields (SPEC §2: "first match wins").
+/// Try `rules` in order and return the first hint one yields (docs/contract.md §2: "first match wins").
 ///
 /// A rule does not yield when:
 /// - `Header`: the header is absent, empty, not all visible ASCII (`!`..=`~`), or repeated with

@@ -1,4 +1,4 @@
-//! The VPC endpoint named by trusted request headers (SPEC §2 `vpcep.headers` /
+//! The VPC endpoint named by trusted request headers (docs/contract.md §2 `vpcep.headers` /
 //! `vpcep.marker_headers`, §4 "VPC endpoint"), and removal of those headers when the peer is not
 //! trusted.
 //!
@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName};
 /// The longest accepted VPC endpoint id.
 pub const MAX_VPCEP_ID_LEN: usize = 64;
 
-/// The prefix of vpcguard's own identity headers (SPEC §2 `identity_headers`), never believed
+/// The prefix of vpcguard's own identity headers (docs/contract.md §2 `identity_headers`), never believed
 /// from a client.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-vpcguard-";
 
@@ -30,7 +30,7 @@ pub enum HeaderVpcep {
 /// Why the vpcep headers of a trusted peer cannot be believed. Every variant fails closed: the
 /// request is treated as having an unknown endpoint identity, never as "no endpoint".
 ///
-/// SPEC §5 has no error code for these; the caller maps them (400, or a deny) and counts them by
+/// docs/contract.md §5 has no error code for these; the caller maps them (400, or a deny) and counts them by
 /// [`VpcepHeaderError::reason`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VpcepHeaderError {
@@ -103,7 +103,7 @@ pub fn vpcep_from_headers(
 
 /// Remove, from a request whose immediate peer is not trusted, every header that claims an
 /// identity: the configured vpcep headers and everything starting with `x-vpcguard-`
-/// (SPEC §4: "removed before anything else sees them").
+/// (docs/contract.md §4: "removed before anything else sees them").
 ///
 /// # Performance
 /// One pass over the header names; allocates only when something is removed.

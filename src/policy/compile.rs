@@ -1,4 +1,4 @@
-//! The semantic checks of SPEC §3, run by [`Snapshot::compile`](super::Snapshot::compile) on
+//! The semantic checks of docs/contract.md §3, run by [`Snapshot::compile`](super::Snapshot::compile) on
 //! records from text or from the admin API alike: id character sets and lengths (`validate.rs`),
 //! `ip_range` grammar, flags 0/1, duplicate ids, projects of unknown tenants,
 //! `limits.max_vpceps_per_tenant`, connection statuses; and the compilation of each rules set.
@@ -75,7 +75,7 @@ fn count_rules(counts: &mut Counts, vpcep: &VpcepSettings, ips: &[TrustedIp]) {
     counts.ip_ranges += ips.len();
 }
 
-/// Validates one rules set and compiles it (SPEC §3; shape shared by tenants and projects).
+/// Validates one rules set and compiles it (docs/contract.md §3; shape shared by tenants and projects).
 fn compile_rules(
     source: Source,
     (owner, id): (&'static str, &str),
@@ -194,7 +194,7 @@ pub(super) fn projects(
 pub(super) type ConnMaps = (HashMap<u64, ConnRef>, HashMap<String, ConnRef>);
 
 /// Validates the endpoint services. Connection ids and markers are unique across *all* services:
-/// a marker must resolve to one connection (SPEC §4 "VPC endpoint").
+/// a marker must resolve to one connection (docs/contract.md §4 "VPC endpoint").
 pub(super) fn services(services: &[EndpointService]) -> Result<ConnMaps, PolicyError> {
     let mut by_marker = HashMap::new();
     let mut by_id = HashMap::new();

@@ -1,6 +1,6 @@
-//! [`decide`]: the access decision of SPEC §4, a pure function of a [`Snapshot`] and [`Facts`].
+//! [`decide`]: the access decision of docs/contract.md §4, a pure function of a [`Snapshot`] and [`Facts`].
 //!
-//! Owns: the order of the checks (SPEC §4 steps 1–7, first failure wins) and what the [`Decision`]
+//! Owns: the order of the checks (docs/contract.md §4 steps 1–7, first failure wins) and what the [`Decision`]
 //! reports. Does not own: where the facts come from (client IP, PROXY TLVs, headers, routes), report
 //! mode, logging, metrics or responses — the caller does those with the returned reason, and
 //! persists `Decision::pending`. No I/O, no clock, no allocation.
@@ -15,8 +15,8 @@ use super::{
 /// Decides whether the request described by `facts` may reach the service.
 ///
 /// All lookups are done first and reported in the [`Decision`] whatever the outcome (tenant,
-/// rules scope, endpoint, matched entry), so logs and the self-check (SPEC §7.1) can say *why*;
-/// then the checks run in SPEC §4's order:
+/// rules scope, endpoint, matched entry), so logs and the self-check (docs/contract.md §7.1) can say *why*;
+/// then the checks run in docs/contract.md §4's order:
 /// 1. arrived through an endpoint whose connection is not `accepted` → `VpcepNotAccepted`
 ///    (an unknown marker while some service has `approval_required` is reported in
 ///    `Decision::pending` for the caller to record as `pendingAcceptance`);
@@ -62,11 +62,11 @@ fn judge(
     rules: Option<&Rules>,
     rights: Option<Rights>,
 ) -> Outcome {
-    // 1. SPEC §4: a connection that is not accepted lets nothing through, whoever the tenant is.
+    // 1. docs/contract.md §4: a connection that is not accepted lets nothing through, whoever the tenant is.
     if arrival.not_accepted {
         return Outcome::Deny(DenyReason::VpcepNotAccepted);
     }
-    // 2. Unknown tenant: nothing to apply. `allow` means "not ours to police" (SPEC §2).
+    // 2. Unknown tenant: nothing to apply. `allow` means "not ours to police" (docs/contract.md §2).
     let Some(rules) = rules else {
         return match snap.unknown_tenant_allow {
             true => Outcome::Allow,
@@ -115,7 +115,7 @@ fn resolve_vpcep<'a>(snap: &'a Snapshot, vpcep: Option<VpcepRef<'a>>) -> Arrival
         },
         Some(VpcepRef::Marker(marker)) => match snap.connection_by_marker(marker) {
             Some(c) => known(c, snap.connection_id(c)),
-            // Unknown marker: with approval required it waits for acceptance (SPEC §4 step 1);
+            // Unknown marker: with approval required it waits for acceptance (docs/contract.md §4 step 1);
             // without, the endpoint is auto-accepted but we cannot name it.
             None => Arrival {
                 vpcep_id: None,

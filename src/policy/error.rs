@@ -1,5 +1,5 @@
 //! [`PolicyError`]: why a policy text or a set of policy records was rejected, with the position in
-//! the text when known (so the caller prints `policy.yaml:LINE:COL: message`, SPEC §1 `check`).
+//! the text when known (so the caller prints `policy.yaml:LINE:COL: message`, docs/contract.md §1 `check`).
 //!
 //! Owns: the error enum and [`IdKind`]. Does not own: the wire error bodies (the admin API maps
 //! these to its seed codes, see each variant). No I/O.
@@ -61,7 +61,7 @@ impl std::fmt::Display for IdKind {
 /// A policy text or record set that cannot become a [`Snapshot`](super::Snapshot).
 ///
 /// The `Display` text is for operators and logs and carries no position; use
-/// [`PolicyError::position`] or [`PolicyError::render`]. Admin API mapping (SPEC §7): every variant
+/// [`PolicyError::position`] or [`PolicyError::render`]. Admin API mapping (docs/contract.md §7): every variant
 /// is 400 `UC.00011002` except [`PolicyError::DuplicateId`] (409 `UC.00011009`),
 /// [`PolicyError::TooManyEndpoints`] (400 `UC.00011036`) and [`PolicyError::Render`]
 /// (500 `UC.00010005`).
@@ -79,7 +79,7 @@ pub enum PolicyError {
         /// Where serde-saphyr stopped.
         pos: Option<Pos>,
     },
-    /// An `ip_range` outside SPEC §3's grammar: not an address/CIDR/range, host bits set, mixed
+    /// An `ip_range` outside docs/contract.md §3's grammar: not an address/CIDR/range, host bits set, mixed
     /// families, `start > end`.
     #[error("ip_range {value:?} {reason}")]
     InvalidIpRange {
@@ -183,7 +183,7 @@ impl PolicyError {
         pos.map(|p| (p.line, p.column))
     }
 
-    /// `FILE:LINE:COL: message`, or `FILE: message` without a position (SPEC §1 `check`).
+    /// `FILE:LINE:COL: message`, or `FILE: message` without a position (docs/contract.md §1 `check`).
     pub fn render(&self, file: &str) -> String {
         match self.position() {
             Some((line, col)) => format!("{file}:{line}:{col}: {self}"),

@@ -1,4 +1,4 @@
-//! The policy file (SPEC §3): plain serde records in the seed documents' own field names, plus
+//! The policy file (docs/contract.md §3): plain serde records in the seed documents' own field names, plus
 //! [`parse_policy`] and [`render_policy`].
 //!
 //! Owns: the record shapes, YAML syntax/shape errors, the serde-saphyr budget, rendering.
@@ -7,9 +7,9 @@
 //! checked by the same code as one read from disk), nor reading or writing the file (the caller).
 //! No I/O.
 //!
-//! These records are what the admin API (SPEC §7) reads, mutates and writes back, so they are plain
+//! These records are what the admin API (docs/contract.md §7) reads, mutates and writes back, so they are plain
 //! data. Fields that validation may need to point at are [`Located`], which is transparent for
-//! serde and equality. Field order is SPEC §3's, and `parse_policy(render_policy(p)) == p`.
+//! serde and equality. Field order is docs/contract.md §3's, and `parse_policy(render_policy(p)) == p`.
 
 use std::net::IpAddr;
 
@@ -42,7 +42,7 @@ pub struct Tenant {
     /// VPC endpoint settings; absent means not configured.
     #[serde(default)]
     pub vpcep: VpcepSettings,
-    /// The trusted IP whitelist; empty means any address (SPEC §4 step 5).
+    /// The trusted IP whitelist; empty means any address (docs/contract.md §4 step 5).
     #[serde(default, serialize_with = "flow_list")]
     pub trusted_ips: Vec<TrustedIp>,
 }
@@ -52,7 +52,7 @@ pub struct Tenant {
 #[serde(deny_unknown_fields)]
 pub struct VpcepSettings {
     /// The seeds' `config`: secure access via VPC endpoint is configured, so only the listed
-    /// endpoints may reach the service (SPEC §4 step 4).
+    /// endpoints may reach the service (docs/contract.md §4 step 4).
     #[serde(default)]
     pub enabled: bool,
     /// Authorized endpoints (seed `VpceInfo`).
@@ -94,7 +94,7 @@ pub struct Endpoint {
 pub struct TrustedIp {
     /// Entry id, unique within its rules set: 1–64 of `[A-Za-z0-9_.-]`.
     pub id: Located<String>,
-    /// A single address, a CIDR or `start-end` (SPEC §3).
+    /// A single address, a CIDR or `start-end` (docs/contract.md §3).
     pub ip_range: Located<String>,
     /// 1 = may view (seed default 0).
     #[serde(default)]
@@ -151,7 +151,7 @@ pub struct Project {
     pub project_id: Located<String>,
     /// The tenant owning the project; must be one of `tenants`.
     pub enterprise_id: Located<String>,
-    /// When true these rules replace the tenant's for this project (SPEC §4 step 3).
+    /// When true these rules replace the tenant's for this project (docs/contract.md §4 step 3).
     #[serde(default)]
     pub project_level: bool,
     /// Same shape as a tenant's.
@@ -168,7 +168,7 @@ pub struct Project {
 pub struct EndpointService {
     /// Service id: 1–64 of `[A-Za-z0-9_-]`.
     pub id: Located<String>,
-    /// When true an unknown marker is recorded as `pendingAcceptance` and denied (SPEC §4 step 1).
+    /// When true an unknown marker is recorded as `pendingAcceptance` and denied (docs/contract.md §4 step 1).
     #[serde(default)]
     pub approval_required: bool,
     /// Connections (seed `ConnectionEndpoints`).
@@ -180,7 +180,7 @@ pub struct EndpointService {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Connection {
-    /// The VPC endpoint id (SPEC §3): 1–40 of `[a-z0-9-]`; unique across services.
+    /// The VPC endpoint id (docs/contract.md §3): 1–40 of `[a-z0-9-]`; unique across services.
     pub id: Located<String>,
     /// The packet/marker id carried by traffic through the endpoint; unique across services.
     pub marker_id: Located<u64>,
@@ -246,13 +246,13 @@ impl ConnectionStatus {
     }
 }
 
-/// Renders a list of records one flow map per line, the way SPEC §3 writes them, so that a file
+/// Renders a list of records one flow map per line, the way docs/contract.md §3 writes them, so that a file
 /// written back by the admin API stays diff-friendly at 100,000 entries.
 fn flow_list<T: Serialize, S: Serializer>(items: &[T], ser: S) -> Result<S::Ok, S::Error> {
     ser.collect_seq(items.iter().map(serde_saphyr::FlowMap))
 }
 
-/// The most entries (of any list) a policy file is sized for: ten times SPEC §3's 100,000, so the
+/// The most entries (of any list) a policy file is sized for: ten times docs/contract.md §3's 100,000, so the
 /// budget is never what stops a legitimate file.
 pub const MAX_ENTRIES: usize = 1_000_000;
 

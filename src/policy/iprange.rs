@@ -1,4 +1,4 @@
-//! The `ip_range` grammar of SPEC §3 (single address, CIDR, `start-end`; IPv4 or IPv6) and
+//! The `ip_range` grammar of docs/contract.md §3 (single address, CIDR, `start-end`; IPv4 or IPv6) and
 //! IPv4-mapped normalisation.
 //!
 //! Owns: [`parse_ip_range`], [`IpRange`]. Does not own: the compiled set
@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-/// The seed's `ip_type`: how an `ip_range` was written (SPEC §3: 3 single, 2 CIDR, 1 range).
+/// The seed's `ip_type`: how an `ip_range` was written (docs/contract.md §3: 3 single, 2 CIDR, 1 range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpType {
     /// `start-end`; `ip_type` 1.
@@ -43,7 +43,7 @@ impl IpRange {
     /// Whether `ip` (IPv4-mapped addresses folded to IPv4 first) lies in the interval. Linear helper for
     /// tests and one-off checks; hot paths use [`IpTable::lookup`](super::IpTable::lookup).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        // SPEC §3: IPv4-mapped IPv6 addresses are matched as IPv4.
+        // docs/contract.md §3: IPv4-mapped IPv6 addresses are matched as IPv4.
         match (self, ip.to_canonical()) {
             (IpRange::V4 { start, end }, IpAddr::V4(a)) => (*start..=*end).contains(&u32::from(a)),
             (IpRange::V6 { start, end }, IpAddr::V6(a)) => (*start..=*end).contains(&u128::from(a)),
@@ -108,7 +108,7 @@ impl fmt::Display for InvalidIpRange {
     }
 }
 
-/// Parses the `ip_range` grammar of SPEC §3: a single address, a CIDR, or `start-end`, IPv4 or
+/// Parses the `ip_range` grammar of docs/contract.md §3: a single address, a CIDR, or `start-end`, IPv4 or
 /// IPv6. Strict on purpose, since a typo in an allowlist silently widens or narrows access:
 /// no whitespace anywhere, a CIDR must have its host bits clear, both ends of a range must be of
 /// one family (after IPv4-mapped folding) with `start <= end`. An entry whose first *and* last

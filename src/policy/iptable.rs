@@ -1,4 +1,4 @@
-//! The compiled trusted-IP set of one rules set (SPEC §3 `trusted_ips`, §4 steps 5–6).
+//! The compiled trusted-IP set of one rules set (docs/contract.md §3 `trusted_ips`, §4 steps 5–6).
 //!
 //! Owns: the [`Rights`] bitmask and [`IpTable`] — two sorted, disjoint interval vectors (IPv4 as
 //! `u32`, IPv6 as `u128`) built by a boundary sweep and searched with `partition_point`.
@@ -16,7 +16,7 @@ use super::iprange::IpRange;
 pub struct Rights(u8);
 
 impl Rights {
-    /// No right at all (an entry with every flag 0 still *contains* an address, SPEC §4 step 6).
+    /// No right at all (an entry with every flag 0 still *contains* an address, docs/contract.md §4 step 6).
     pub const NONE: Rights = Rights(0);
     /// Every right.
     pub const ALL: Rights = Rights(0b111);
@@ -58,7 +58,7 @@ impl Rights {
 /// entries to name for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
-    /// Union of the rights of all entries containing the address (SPEC §4 step 6).
+    /// Union of the rights of all entries containing the address (docs/contract.md §4 step 6).
     pub rights: Rights,
     /// The entry to name in logs: among the entries containing the address, the one granting the
     /// most rights, ties broken by file order (first wins). Index into the entries given to
@@ -102,7 +102,7 @@ pub struct IpTable {
 
 impl IpTable {
     /// Compiles `entries`; the position of an entry in the iterator is its index in [`Hit`].
-    /// Overlapping entries give the union of their rights (SPEC §4 step 6 asks whether *any*
+    /// Overlapping entries give the union of their rights (docs/contract.md §4 step 6 asks whether *any*
     /// containing entry grants the right). Entry indices are `u32`: the YAML budget keeps files far
     /// below that.
     pub fn build<I: IntoIterator<Item = TableEntry>>(entries: I) -> IpTable {

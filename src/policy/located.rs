@@ -1,5 +1,5 @@
 //! [`Located<T>`]: a policy-file value that remembers where in the YAML text it was written, so that
-//! semantic validation (`snapshot.rs`) can report `policy.yaml:LINE:COL` (SPEC §1 `check`, §8).
+//! semantic validation (`snapshot.rs`) can report `policy.yaml:LINE:COL` (docs/contract.md §1 `check`, §8).
 //!
 //! Owns: the wrapper and [`Pos`]. Does not own: parsing (`file.rs`) or validation.
 //! No I/O.

@@ -1,7 +1,7 @@
-//! # Policy: the pure access-decision core (SPEC §3 policy file, §4 decision, §5 403 rows)
+//! # Policy: the pure access-decision core (docs/contract.md §3 policy file, §4 decision, §5 403 rows)
 //!
 //! Pipeline: policy text → [`parse_policy`] → [`PolicyFile`] (plain records, what the admin API
-//! edits and [`render_policy`] writes back) → [`Snapshot::compile`] (all SPEC §3 validation, lookup
+//! edits and [`render_policy`] writes back) → [`Snapshot::compile`] (all docs/contract.md §3 validation, lookup
 //! tables) → [`decide()`]`(&Snapshot, &Facts)` → [`Decision`] (outcome + why + what matched).
 //!
 //! | file | owns |
@@ -13,13 +13,13 @@
 //! | `validate.rs` | the seeds' id character sets and lengths |
 //! | `iprange.rs` | the `ip_range` grammar, IPv4-mapped normalisation |
 //! | `iptable.rs` | [`IpTable`] interval sets with rights |
-//! | `compile.rs` | SPEC §3 validation, compiling each rules set |
+//! | `compile.rs` | docs/contract.md §3 validation, compiling each rules set |
 //! | `snapshot.rs` | the compiled [`Snapshot`] and its lookups |
-//! | `decide.rs` | the SPEC §4 check order |
+//! | `decide.rs` | the docs/contract.md §4 check order |
 //!
 //! Does not own: reading or writing files, the generation counter and Arc swap, report mode,
 //! logging, metrics, HTTP responses — callers do those with what [`Decision`] returns.
-//! No I/O, no clock, no logging, no metrics (STYLE §2.1).
+//! No I/O, no clock, no logging, no metrics (docs/design.md §2.1).
 
 mod compile;
 mod decide;
@@ -50,7 +50,7 @@ pub use iptable::{Hit, IpTable, Rights, TableEntry};
 pub use located::{Located, Pos};
 pub use snapshot::{CompileOptions, Counts, Snapshot};
 
-/// What a request wants to do (SPEC §2 `routes`, §4 "Right"); maps to the seed's three flags.
+/// What a request wants to do (docs/contract.md §2 `routes`, §4 "Right"); maps to the seed's three flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Right {
@@ -106,7 +106,7 @@ impl FromStr for Right {
     }
 }
 
-/// How the request says it arrived through a VPC endpoint (PROXY TLV or trusted header, SPEC §4).
+/// How the request says it arrived through a VPC endpoint (PROXY TLV or trusted header, docs/contract.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VpcepRef<'a> {
     /// An endpoint id (e.g. AWS TLV 0xEA, `x-vpcep-id`).
@@ -115,7 +115,7 @@ pub enum VpcepRef<'a> {
     Marker(u64),
 }
 
-/// Who the request says it is for (SPEC §2 `tenant` resolution, done by the caller).
+/// Who the request says it is for (docs/contract.md §2 `tenant` resolution, done by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TenantRef<'a> {
     /// An `enterprise_id`.
@@ -156,7 +156,7 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    /// Every reason, in SPEC §4 order (for docs-sync tests and metric pre-registration).
+    /// Every reason, in docs/contract.md §4 order (for docs-sync tests and metric pre-registration).
     pub const ALL: [DenyReason; 5] = [
         DenyReason::VpcepNotAccepted,
         DenyReason::UnknownTenant,
@@ -166,7 +166,7 @@ impl DenyReason {
     ];
 }
 
-/// What enforcement would do. Report mode is the caller's business (SPEC §4 step 7).
+/// What enforcement would do. Report mode is the caller's business (docs/contract.md §4 step 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Let it through.
@@ -189,7 +189,7 @@ impl Outcome {
         }
     }
 
-    /// The seed's `result` field of the self-check (SPEC §7.1): `Allow` or `Deny`.
+    /// The seed's `result` field of the self-check (docs/contract.md §7.1): `Allow` or `Deny`.
     pub fn result(self) -> &'static str {
         match self {
             Outcome::Allow => "Allow",
@@ -198,7 +198,7 @@ impl Outcome {
     }
 }
 
-/// Whose rules were applied (SPEC §4 step 3).
+/// Whose rules were applied (docs/contract.md §4 step 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// The tenant's.
@@ -221,7 +221,7 @@ impl Scope {
 }
 
 /// An unknown marker seen while a service requires approval: the caller records a connection
-/// with `status: pendingAcceptance` for it (SPEC §4 step 1) and persists it.
+/// with `status: pendingAcceptance` for it (docs/contract.md §4 step 1) and persists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingConnection<'a> {
     /// The first endpoint service with `approval_required: true`.

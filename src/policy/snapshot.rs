@@ -12,7 +12,7 @@ use super::compile;
 use super::file::{ConnectionStatus, PolicyFile};
 use super::iptable::IpTable;
 
-/// What the caller's config contributes to compiling (SPEC §2 `policy.unknown_tenant`,
+/// What the caller's config contributes to compiling (docs/contract.md §2 `policy.unknown_tenant`,
 /// `limits.max_vpceps_per_tenant`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompileOptions {
@@ -23,7 +23,7 @@ pub struct CompileOptions {
 }
 
 impl Default for CompileOptions {
-    /// SPEC §2 defaults: `unknown_tenant: deny`, `max_vpceps_per_tenant: 100`.
+    /// docs/contract.md §2 defaults: `unknown_tenant: deny`, `max_vpceps_per_tenant: 100`.
     fn default() -> Self {
         CompileOptions {
             unknown_tenant_allow: false,
@@ -32,7 +32,7 @@ impl Default for CompileOptions {
     }
 }
 
-/// Entry counts for `check`, `/status` and `vpcguard_policy_entries{kind}` (SPEC §1, §9). Endpoints
+/// Entry counts for `check`, `/status` and `vpcguard_policy_entries{kind}` (docs/contract.md §1, §9). Endpoints
 /// and IP entries are summed over tenants and projects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -62,11 +62,11 @@ pub(super) enum Source {
 pub(super) struct Rules {
     /// The records it was compiled from.
     pub(super) source: Source,
-    /// `vpcep.enabled` (SPEC §4 step 4).
+    /// `vpcep.enabled` (docs/contract.md §4 step 4).
     pub(super) vpcep_enabled: bool,
     /// The authorized `vpcep_id`s.
     pub(super) endpoints: HashSet<String>,
-    /// Whether `trusted_ips` is non-empty (SPEC §4 step 5 applies).
+    /// Whether `trusted_ips` is non-empty (docs/contract.md §4 step 5 applies).
     pub(super) has_ips: bool,
     /// The compiled `trusted_ips`.
     pub(super) ips: IpTable,
@@ -94,11 +94,11 @@ pub(super) struct ConnRef {
     pub(super) status: ConnectionStatus,
 }
 
-/// The compiled policy. Immutable: build a new one and swap it in (STYLE §2.4).
+/// The compiled policy. Immutable: build a new one and swap it in (docs/design.md §2.4).
 #[derive(Debug)]
 pub struct Snapshot {
     file: PolicyFile,
-    /// `policy.unknown_tenant: allow` (SPEC §4 step 2).
+    /// `policy.unknown_tenant: allow` (docs/contract.md §4 step 2).
     pub(super) unknown_tenant_allow: bool,
     /// `enterprise_id` → tenant index; tenant `i`'s rules are `rules[i]`.
     tenants: HashMap<String, usize>,
@@ -107,17 +107,17 @@ pub struct Snapshot {
     pub(super) rules: Vec<Rules>,
     by_marker: HashMap<u64, ConnRef>,
     by_conn_id: HashMap<String, ConnRef>,
-    /// The first service with `approval_required: true` (SPEC §4 step 1).
+    /// The first service with `approval_required: true` (docs/contract.md §4 step 1).
     pub(super) approval_service: Option<usize>,
     counts: Counts,
 }
 
 impl Snapshot {
-    /// Validates `file` (SPEC §3) and compiles it. The records are cloned into the snapshot so the
+    /// Validates `file` (docs/contract.md §3) and compiles it. The records are cloned into the snapshot so the
     /// admin API can read them back with [`Snapshot::file`].
     ///
     /// # Performance
-    /// O(n log n) in the number of entries; done off the hot path at load or reload (SPEC §8).
+    /// O(n log n) in the number of entries; done off the hot path at load or reload (docs/contract.md §8).
     pub fn compile(file: &PolicyFile, opts: &CompileOptions) -> Result<Snapshot, PolicyError> {
         let max = opts.max_vpceps_per_tenant;
         let mut counts = Counts::default();

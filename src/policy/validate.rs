@@ -1,4 +1,4 @@
-//! Identifier and text rules taken from the seed documents (SPEC §3: "ids outside the seeds'
+//! Identifier and text rules taken from the seed documents (docs/contract.md §3: "ids outside the seeds'
 //! character sets and lengths" are rejected). Exposed so the admin API checks request bodies with
 //! exactly the rules the file is checked with.
 //!
@@ -12,7 +12,7 @@
 //! - `project_id`: build-project-permission, "a 32-character string containing a mix of digits
 //!   and letters" → exactly 32 of `[A-Za-z0-9]`.
 //! - `vpcep_id`, connection `id`, `region`: vpcep-management `VpceInfo`, "1 to 40 characters. Only
-//!   use digits, lower-case letters, and hyphens (-)". A connection's id *is* a vpcep id (SPEC §3).
+//!   use digits, lower-case letters, and hyphens (-)". A connection's id *is* a vpcep id (docs/contract.md §3).
 //! - endpoint `description`: `VpcepRequestInfo`, "0 to 128 characters. Use only letters, digits,
 //!   spaces, and these special characters: ()[]-_.~.&;" (letters and digits in any script).
 //! - trusted IP `remark`: whitelist seed, "Max. 200 characters" (any characters).

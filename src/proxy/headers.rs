@@ -1,4 +1,4 @@
-//! Header rewriting on the forwarding path (SPEC §6): hop-by-hop stripping both ways, upgrade
+//! Header rewriting on the forwarding path (docs/contract.md §6): hop-by-hop stripping both ways, upgrade
 //! detection, `X-Forwarded-*`, `X-Request-Id`, and the identity headers sent upstream.
 //!
 //! Pure functions over `http::HeaderMap`. No I/O.
@@ -107,7 +107,7 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     }
 }
 
-/// Re-add the upgrade pair after [`strip_hop_by_hop`] (DEPS pitfall 5).
+/// Re-add the upgrade pair after [`strip_hop_by_hop`] (docs/design.md §7.5).
 pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(header::UPGRADE, protocol);

@@ -1,4 +1,4 @@
-//! The per-request pipeline (SPEC §4–§7.1): request id → strip untrusted identity headers → client
+//! The per-request pipeline (docs/contract.md §4–§7.1): request id → strip untrusted identity headers → client
 //! IP → VPC endpoint → self check → tenant and right → `policy::decide` against the generation in
 //! force *now* (so a reload revokes access on the next request of a keep-alive connection) →
 //! deny, or forward with rewritten headers and streamed bodies.
@@ -135,7 +135,7 @@ async fn route(
 ) -> Result<Response<ProxyBody>, Refusal> {
     let cfg = &current.config;
     // 1. Identity headers: only a trusted peer's vpcep headers are believed; X-Vpcguard-* are
-    //    ours and never copied from a client (SPEC §4, §6).
+    //    ours and never copied from a client (docs/contract.md §4, §6).
     let peer_trusted = cfg.client_ip.trusted_proxies.contains(conn.conn_ip);
     let header_vpcep = if peer_trusted {
         strip_untrusted(req.headers_mut(), &[], &[]);
@@ -172,7 +172,7 @@ async fn route(
         (None, Some(HeaderVpcep::Marker(m))) => Some(VpcepRef::Marker(*m)),
         (None, None) => None,
     };
-    // 4. Self check: answered here, never forwarded (SPEC §7.1).
+    // 4. Self check: answered here, never forwarded (docs/contract.md §7.1).
     if cfg.self_check_path.as_deref() == Some(req.uri().path()) && req.method() == Method::GET {
         record.self_check = true;
         return Ok(super::selfcheck::answer(current, &req, client.addr, vpcep));
@@ -238,7 +238,7 @@ fn note_decision(shared: &Shared, decision: &Decision<'_>, record: &mut RequestR
     }
 }
 
-/// What the upstream is told about the caller (SPEC §2 `identity_headers`); the values are only
+/// What the upstream is told about the caller (docs/contract.md §2 `identity_headers`); the values are only
 /// rendered when `identity_headers` is on.
 struct Identity {
     client_ip: IpAddr,

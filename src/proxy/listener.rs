@@ -1,5 +1,5 @@
 //! The data-plane accept loop: connection limit, one task per connection, and the drain on
-//! shutdown (SPEC §10).
+//! shutdown (docs/contract.md §10).
 //!
 //! Owns: accepting, `limits.max_connections` (an over-limit connection is closed at once and
 //! counted as `connection_rejects_total{reason="limit"}`), and the graceful-shutdown handle that

@@ -1,4 +1,4 @@
-//! The data-plane self check (SPEC §7.1): `GET {self_check_path}?enterprise_id=…` answers, for the
+//! The data-plane self check (docs/contract.md §7.1): `GET {self_check_path}?enterprise_id=…` answers, for the
 //! caller's own connection, what the proxy would decide, in the seed's body shape
 //! (`codearts-check-vpcep-authorization`). Never forwarded. The facts and the body come from
 //! [`crate::verdict`], so the answer is the one the real request would get.

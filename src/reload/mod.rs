@@ -1,4 +1,4 @@
-//! The one writer of published state (SPEC §8, STYLE §2.2). Every reload — file watcher, SIGHUP,
+//! The one writer of published state (docs/contract.md §8, docs/design.md §2.2). Every reload — file watcher, SIGHUP,
 //! `POST /-/reload` — is a command on one queue, served by one task, so reloads never race each
 //! other and a half-built generation is never visible: loading, validating and compiling run on a
 //! blocking thread, off the request path, and only a complete [`Loaded`] is swapped in.

@@ -115,7 +115,7 @@ pub(super) fn remove_stale_temp_files(path: &Path) {
     }
 }
 
-/// The connection id a marker seen without one is recorded under (SPEC §3 makes a connection's
+/// The connection id a marker seen without one is recorded under (docs/contract.md §3 makes a connection's
 /// `id` its VPC endpoint id, which a bare marker does not carry).
 pub fn pending_connection_id(marker_id: u64) -> String {
     format!("marker-{marker_id}")

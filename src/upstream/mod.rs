@@ -1,7 +1,7 @@
 //! The upstream side: the pooled client (a [`H1Pool`] for a plain `http://` HTTP/1.1 upstream, the
 //! common sidecar case; hyper-util's client for HTTPS, h2c and upgrades), request URI rewriting, the
 //! time-to-response-headers deadline, and the classification of upstream failures into the
-//! documented 502/504 codes (SPEC §5, §6).
+//! documented 502/504 codes (docs/contract.md §5, §6).
 //!
 //! The outbound side of the data path: `proxy::http` hands it a request whose headers are already
 //! rewritten; it returns the upstream's response head or a [`ForwardError`].
@@ -160,7 +160,7 @@ impl Forwarder {
             *req.uri_mut() = uri;
         }
         // The legacy client refuses HTTP/2-versioned requests on HTTP/1 connections; on h2
-        // connections it sends HTTP/1.1-versioned requests as HTTP/2 (DEPS pitfall 4).
+        // connections it sends HTTP/1.1-versioned requests as HTTP/2 (docs/design.md §7.4).
         *req.version_mut() = Version::HTTP_11;
         let client = if upgrade {
             &self.upgrade_client

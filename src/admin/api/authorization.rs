@@ -1,4 +1,4 @@
-//! `GET /v1/vpcep-authorization` (seed: codearts-check-vpcep-authorization; SPEC §7): what the
+//! `GET /v1/vpcep-authorization` (seed: codearts-check-vpcep-authorization; docs/contract.md §7): what the
 //! data plane would decide for a described request — `enterprise_id` (or `project_id`), `ip`,
 //! `vpcep_id` or `marker_id`, `method` (default GET), `path` (default `/`) — answered with the
 //! data plane's own decision function (`policy::decide` over the published snapshot, facts built

@@ -1,4 +1,4 @@
-//! The admin REST API mirroring the seed APIs (SPEC §7 table, rows with a seed). Routes:
+//! The admin REST API mirroring the seed APIs (docs/contract.md §7 table, rows with a seed). Routes:
 //!
 //! | route | file | seed |
 //! |---|---|---|

@@ -111,7 +111,7 @@ pub struct Page {
     pub limit: usize,
 }
 
-/// The SPEC §7 / vpcep-management ranges: `offset` 0–9999, `limit` 1–100.
+/// The docs/contract.md §7 / vpcep-management ranges: `offset` 0–9999, `limit` 1–100.
 pub const OFFSET_MAX: u64 = 9999;
 /// Largest page.
 pub const LIMIT_MAX: u64 = 100;

@@ -1,6 +1,6 @@
-//! `POST /v1/job/project/permission` (seed: codearts-build-project-permission; SPEC §7):
+//! `POST /v1/job/project/permission` (seed: codearts-build-project-permission; docs/contract.md §7):
 //! `{project_id, project_switch}` turns a project's own rules on (`project_level: true`, they
-//! replace the tenant's, SPEC §4 step 3) or off → `{status:"success", result:"true"|"false"}`,
+//! replace the tenant's, docs/contract.md §4 step 3) or off → `{status:"success", result:"true"|"false"}`,
 //! `result` being whether project-level rules are in force afterwards. Without `project_switch`
 //! nothing changes and the current setting is reported (the seed's "determine if a task uses
 //! project-level permissions"). The seed's `job_id` is accepted (32 letters and digits) and not

@@ -19,7 +19,7 @@ pub(super) enum Hop {
     Unknown,
 }
 
-/// Parse every line of `header`, in order, as one list (SPEC §4: "All header lines of a repeated
+/// Parse every line of `header`, in order, as one list (docs/contract.md §4: "All header lines of a repeated
 /// header are merged").
 ///
 /// Empty list elements are ignored (RFC 9110 §5.6.1), so an absent header and one that lists no

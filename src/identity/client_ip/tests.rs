@@ -695,7 +695,7 @@ fn render(addr: IpAddr, style: u8) -> String {
     }
 }
 
-/// The SPEC §4 rule written as plainly as possible.
+/// The docs/contract.md §4 rule written as plainly as possible.
 fn reference(trusted: &[IpNet], peer: IpAddr, chain: &[IpAddr]) -> Result<IpAddr, ForwardedError> {
     let canon = |a: IpAddr| a.to_canonical();
     let is_trusted = |a: IpAddr| trusted.iter().any(|n| n.contains(&canon(a)));

@@ -13,7 +13,7 @@ const NO: Want = None;
 const YES: Want = Some(None);
 
 const PATH_CASES: &[Case] = &[
-    // SPEC §2 default download route.
+    // docs/contract.md §2 default download route.
     (
         "archive_under_repo_matches",
         "/**/archive/**",

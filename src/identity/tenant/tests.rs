@@ -13,7 +13,7 @@ fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
     map
 }
 
-/// SPEC §2's example rule list.
+/// docs/contract.md §2's example rule list.
 fn spec_rules() -> Vec<TenantRule> {
     vec![
         TenantRule::Header(HeaderName::from_static("x-domain-id")),

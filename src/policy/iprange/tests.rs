@@ -36,7 +36,7 @@ fn ip_range_valid_forms_parse_to_expected_bounds() {
             "2001:db8::1",
             "2001:db8::ff",
         ),
-        // IPv4-mapped entries are folded into IPv4 (SPEC §3).
+        // IPv4-mapped entries are folded into IPv4 (docs/contract.md §3).
         ("::ffff:10.0.0.1", IpType::Single, "10.0.0.1", "10.0.0.1"),
         (
             "::ffff:10.0.0.0/104",

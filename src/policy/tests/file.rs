@@ -1,4 +1,4 @@
-//! Parse/render round trips, derived fields, counts and the 100,000-entry file (SPEC §3).
+//! Parse/render round trips, derived fields, counts and the 100,000-entry file (docs/contract.md §3).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
@@ -34,7 +34,7 @@ fn policy_render_then_parse_round_trips() {
     let file = parse_policy(&fixture_yaml(true)).unwrap();
     let text = render_policy(&file).unwrap();
     assert_eq!(parse_policy(&text).unwrap(), file, "rendered:\n{text}");
-    // Entries stay one flow map per line, as SPEC §3 writes them.
+    // Entries stay one flow map per line, as docs/contract.md §3 writes them.
     assert!(
         text.contains("  - {id: \"1999\", ip_range: 1.1.1.1-1.1.1.9, view_flag: 1, download_flag: 0, upload_flag: 0}\n"),
         "rendered:\n{text}"
@@ -230,7 +230,7 @@ fn policy_with_100k_flow_map_entries_parses_compiles_and_looks_up() {
     }
 }
 
-/// SPEC §3's example, verbatim: documentation must stay loadable.
+/// docs/contract.md §3's example, verbatim: documentation must stay loadable.
 const SPEC_EXAMPLE: &str = r#"
 tenants:
   - enterprise_id: 389efb76b1354e4482eabeed00000000

@@ -1,5 +1,5 @@
-//! Tests of the policy module as a whole: decisions (SPEC §4/§5), validation errors with
-//! positions (SPEC §3), parse/render round trips and a 100,000-entry file.
+//! Tests of the policy module as a whole: decisions (docs/contract.md §4/§5), validation errors with
+//! positions (docs/contract.md §3), parse/render round trips and a 100,000-entry file.
 
 mod decide;
 mod errors;
@@ -7,7 +7,7 @@ mod file;
 
 use super::{CompileOptions, Snapshot, parse_policy};
 
-/// Tenant with VPCEP access configured (SPEC §3's example tenant id).
+/// Tenant with VPCEP access configured (docs/contract.md §3's example tenant id).
 pub const T1: &str = "389efb76b1354e4482eabeed00000000";
 /// Tenant with no rules at all: everything allowed.
 pub const T2: &str = "t2-open";
@@ -17,7 +17,7 @@ pub const T3: &str = "t3_whitelist";
 pub const P1: &str = "0f6c3a1e9b2d4c7f8a5e1d3b6c9f2a4e";
 /// Project of T1 with `project_level: false`.
 pub const P2: &str = "1F6C3A1E9B2D4C7F8A5E1D3B6C9F2A4E";
-/// Accepted connection (SPEC §3 example), listed as one of T1's endpoints.
+/// Accepted connection (docs/contract.md §3 example), listed as one of T1's endpoints.
 pub const CONN_OK: &str = "705290f3-0d00-41f2-aedc-71f09844e879";
 pub const MARKER_OK: u64 = 422_321_321_312_321_321;
 pub const CONN_REJECTED: &str = "conn-rejected";
