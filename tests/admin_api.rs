@@ -1,18 +1,30 @@
-//! The admin REST API against a real running proxy and upstream (docs/contract.md §7 table, the seeds' shapes
-//! and codes): every endpoint's happy path and validation errors, authentication, persistence
-//! (a 200 is on disk and enforced, published once, hand edits kept), serialized concurrent
-//! writes, and the data plane's reaction to connection actions and endpoint deletion. Requests
-//! reach the data plane from 127.0.0.1, a trusted proxy, so `X-Forwarded-For`, `x-vpcep-id` and
-//! `x-vpcep-marker-id` say who they are and how they came.
+//! The admin REST API (SPEC §7 table, the seeds' shapes and codes): every endpoint's happy path
+//! and validation errors, authentication, persistence (a 200 is on disk and enforced, published
+//! once, hand edits kept), serialized concurrent writes, and the data plane's reaction to
+//! connection actions, endpoint deletion and the other writes.
+//!
+//! Three ways in, by what a test is about:
+//! - **router** — the handlers: `vpcguard::admin::router` over a running proxy's own `Shared` and
+//!   `Writer`, called in-process with `oneshot` ([`AdminHarness`]). No admin socket.
+//! - **router + data plane** — an admin change made through the router, then enforced on real
+//!   data-plane connections through a real upstream.
+//! - **socket** — one test per concern the socket itself carries: authentication over TCP, a
+//!   write through the admin socket enforced on a kept-alive data-plane connection, `/metrics`.
+//!
+//! Data-plane requests come from 127.0.0.1, a trusted proxy, so `X-Forwarded-For`, `x-vpcep-id`
+//! and `x-vpcep-marker-id` say who they are and how they came.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::sync::Arc;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use common::admin::{AdminHarness, AdminResponse, flat_code, nested_code};
 use common::upstream::Upstream;
-use common::{READ_TOKEN, TestProxy, WRITE_TOKEN, config_plain, within};
+use common::{READ_TOKEN, TestProxy, WRITE_TOKEN, admin_block, config_plain, within};
 
 const A: &str = "389efb76b1354e4482eabeed00000000";
 const B: &str = "tenant-b";
@@ -49,57 +61,55 @@ endpoint_services:
 
 const EXTRA: &str = "client_ip:\n  trusted_proxies: [\"127.0.0.1/32\"]\ntenant:\n  - { header: \"x-domain-id\" }\nlimits:\n  max_vpceps_per_tenant: 3\n";
 
-async fn setup() -> (Upstream, TestProxy) {
+// === harnesses ===
+
+/// Router tests: no upstream is configured (nothing here reaches the data plane).
+async fn admin() -> AdminHarness {
+    AdminHarness::start(&format!("{}{EXTRA}", admin_block(EXTRA)), POLICY).await
+}
+
+/// Router + data plane tests: the same proxy, with a real upstream behind its data plane.
+async fn admin_and_data_plane() -> (Upstream, AdminHarness) {
+    let up = Upstream::start().await;
+    let h = AdminHarness::start(&config_plain(up.addr, EXTRA), POLICY).await;
+    (up, h)
+}
+
+/// Socket tests: a proxy and upstream, called only over TCP.
+async fn socket_setup() -> (Upstream, TestProxy) {
     let up = Upstream::start().await;
     let proxy = TestProxy::start(&config_plain(up.addr, EXTRA), POLICY, false).await;
     (up, proxy)
 }
 
-/// An admin response.
-struct Resp {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+/// GET with the read token, through the router.
+async fn read(h: &AdminHarness, path: &str) -> AdminResponse {
+    h.call(Method::GET, path, Some(READ_TOKEN), &[], None).await
 }
 
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
-    }
-    /// `error_code` of a flat error body, asserting the shape.
-    fn flat_code(&self) -> String {
-        let v = self.json();
-        assert!(v["error_msg"].is_string(), "flat shape: {}", self.body);
-        v["error_code"].as_str().unwrap().to_owned()
-    }
-    /// `error.code` of a nested error body, asserting the shape.
-    fn nested_code(&self) -> String {
-        let v = self.json();
-        assert!(
-            v["error"]["message"].is_string(),
-            "nested shape: {}",
-            self.body
-        );
-        v["error"]["code"].as_str().unwrap().to_owned()
+/// A JSON body with the write token, through the router: (status, JSON body).
+async fn write(h: &AdminHarness, method: Method, path: &str, body: Value) -> (u16, Value) {
+    let tok = Some(WRITE_TOKEN);
+    match method {
+        Method::POST => h.post(path, tok, &body).await,
+        Method::PUT => h.put(path, tok, &body).await,
+        Method::DELETE => h.delete(path, tok, &body).await,
+        other => panic!("not a write: {other}"),
     }
 }
 
-/// A raw admin call: `body` is sent as is (so malformed JSON can be sent).
-async fn call(
+/// A raw admin call over the admin socket: `body` is sent as is.
+async fn socket_call(
     proxy: &TestProxy,
     method: Method,
     path: &str,
     token: Option<&str>,
-    headers: &[(&str, &str)],
     body: Option<&str>,
-) -> Resp {
+) -> AdminResponse {
     let url = format!("http://{}{}", proxy.app.admin_addr, path);
     let mut req = reqwest::Client::new().request(method, url);
     if let Some(t) = token {
         req = req.header("X-Auth-Token", t);
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
     }
     if let Some(b) = body {
         req = req
@@ -109,20 +119,11 @@ async fn call(
     let r = within(30, req.send()).await.unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
-    Resp {
+    AdminResponse {
         status,
         headers,
         body: r.text().await.unwrap(),
     }
-}
-
-async fn read(proxy: &TestProxy, path: &str) -> Resp {
-    call(proxy, Method::GET, path, Some(READ_TOKEN), &[], None).await
-}
-
-async fn write(proxy: &TestProxy, method: Method, path: &str, body: Value) -> Resp {
-    let text = body.to_string();
-    call(proxy, method, path, Some(WRITE_TOKEN), &[], Some(&text)).await
 }
 
 /// How a data-plane request arrives.
@@ -161,19 +162,24 @@ async fn through(
     (status, code)
 }
 
-fn policy_file(proxy: &TestProxy) -> String {
-    std::fs::read_to_string(proxy.path("policy.yaml")).unwrap()
+/// The `name{…} value` lines of a Prometheus text page.
+fn metric_lines<'t>(text: &'t str, name: &str) -> Vec<&'t str> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .collect()
 }
 
-// === /v2/vpceps ===
+// === /v2/vpceps (router + data plane) ===
 
 #[tokio::test]
-async fn vpceps_list_add_delete_and_settings() {
-    let (_up, proxy) = setup().await;
-    let r = read(&proxy, &format!("/v2/vpceps?enterprise_id={A}")).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+async fn vpceps_list_add_delete_and_settings_answer_seed_shapes_and_take_effect() {
+    let (_up, h) = admin_and_data_plane().await;
+    let (status, body) = h
+        .get(&format!("/v2/vpceps?enterprise_id={A}"), Some(READ_TOKEN))
+        .await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
-        r.json(),
+        body,
         json!({"status": "ok", "data": {"enterprise_id": A, "vpceps": [
             {"vpcep_id": CONN, "description": "", "creator": "", "create_time": "",
              "modify_time": "", "region": ""},
@@ -182,38 +188,35 @@ async fn vpceps_list_add_delete_and_settings() {
              "region": "r1"}]},
             "offset": 0, "limit": 10, "total": 2})
     );
-    let r = read(
-        &proxy,
+    let v = read(
+        &h,
         &format!("/v2/vpceps?enterprise_id={A}&sort=desc&offset=0&limit=1"),
     )
-    .await;
-    let v = r.json();
+    .await
+    .json();
     assert_eq!((&v["total"], &v["limit"]), (&json!(2), &json!(1)));
     assert_eq!(v["data"]["vpceps"][0]["vpcep_id"], "vpce-1");
     let r = read(
-        &proxy,
+        &h,
         &format!("/v2/vpceps?enterprise_id={A}&vpcep_ids=vpce-1,nope"),
     )
     .await;
     assert_eq!(r.json()["total"], 1);
 
     // POST: on disk and in force when it answers, one generation, creator = the token's name.
-    let g = proxy.app.shared.current().number;
-    let r = write(
-        &proxy,
+    let g = h.generation();
+    let got = write(
+        &h,
         Method::POST,
         "/v2/vpceps",
         json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "vpce-new", "region": "ap-southeast-3", "description": "VPCEP (new)"}]}),
     )
     .await;
-    assert_eq!(
-        (r.status, r.json()),
-        (200, json!({"status": "ok", "total": 1}))
-    );
-    assert_eq!(proxy.app.shared.current().number, g + 1);
-    assert!(policy_file(&proxy).contains("vpcep_id: vpce-new"));
+    assert_eq!(got, (200, json!({"status": "ok", "total": 1})));
+    assert_eq!(h.generation(), g + 1);
+    assert!(h.policy_file().contains("vpcep_id: vpce-new"));
     let r = read(
-        &proxy,
+        &h,
         &format!("/v2/vpceps?enterprise_id={A}&vpcep_ids=vpce-new"),
     )
     .await;
@@ -225,39 +228,38 @@ async fn vpceps_list_add_delete_and_settings() {
     assert!(e["create_time"].as_str().unwrap().ends_with('Z'), "{e}");
 
     // DELETE answers with how many were removed.
-    let r = write(
-        &proxy,
+    let got = write(
+        &h,
         Method::DELETE,
         "/v2/vpceps",
         json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "vpce-new"}, {"vpcep_id": "not-there"}]}),
     )
     .await;
-    assert_eq!(
-        (r.status, r.json()),
-        (200, json!({"status": "ok", "total": 1}))
-    );
-    assert!(!policy_file(&proxy).contains("vpce-new"));
+    assert_eq!(got, (200, json!({"status": "ok", "total": 1})));
+    assert!(!h.policy_file().contains("vpce-new"));
 
     // Settings: enforcement off lets a direct request in.
-    let client = proxy.client(false);
-    let direct = through(&client, &proxy, Method::GET, A, "10.1.2.3", Via::Direct).await;
+    let client = h.proxy.client(false);
+    let direct = through(&client, &h.proxy, Method::GET, A, "10.1.2.3", Via::Direct).await;
     assert_eq!(direct, (403, "VG.00040301".to_owned()));
-    let r = write(
-        &proxy,
+    let got = write(
+        &h,
         Method::PUT,
         "/v2/vpceps/settings",
         json!({"enterprise_id": A, "enabled": false}),
     )
     .await;
-    assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
-    let direct = through(&client, &proxy, Method::GET, A, "10.1.2.3", Via::Direct).await;
+    assert_eq!(got, (200, json!({"status": "ok"})));
+    let direct = through(&client, &h.proxy, Method::GET, A, "10.1.2.3", Via::Direct).await;
     assert_eq!(direct, (200, String::new()));
 }
 
+// === /v2/vpceps (router) ===
+
 #[tokio::test]
-async fn vpceps_validation_errors_have_the_seed_codes() {
-    let (_up, proxy) = setup().await;
-    let before = policy_file(&proxy);
+async fn vpceps_invalid_requests_answer_seed_codes_and_write_nothing() {
+    let h = admin().await;
+    let before = h.policy_file();
     let q = |s: &str| format!("/v2/vpceps?{s}");
     // (query, status, code)
     let gets: &[(&str, u16, &str)] = &[
@@ -287,7 +289,7 @@ async fn vpceps_validation_errors_have_the_seed_codes() {
         (&format!("enterprise_id={A}&offset=9999&limit=100"), 200, ""),
     ];
     for (query, status, code) in gets {
-        let r = read(&proxy, &q(query)).await;
+        let r = read(&h, &q(query)).await;
         assert_eq!(r.status, *status, "GET {query}: {}", r.body);
         if !code.is_empty() {
             assert_eq!(r.flat_code(), *code, "GET {query}");
@@ -315,27 +317,21 @@ async fn vpceps_validation_errors_have_the_seed_codes() {
         (Method::PUT, "/v2/vpceps/settings", json!({"enterprise_id": "nobody", "enabled": true}).to_string(), 404, "UC.00011005"),
     ];
     for (method, path, body, status, code) in writes {
-        let r = call(
-            &proxy,
-            method.clone(),
-            path,
-            Some(WRITE_TOKEN),
-            &[],
-            Some(&body),
-        )
-        .await;
+        let r = h
+            .call(method.clone(), path, Some(WRITE_TOKEN), &[], Some(&body))
+            .await;
         assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);
         assert_eq!(r.flat_code(), code, "{method} {path} {body}");
     }
     // Nothing was written by any of them.
-    assert_eq!(policy_file(&proxy), before);
+    assert_eq!(h.policy_file(), before);
 }
 
-// === authentication ===
+// === authentication (router) ===
 
 #[tokio::test]
-async fn every_endpoint_needs_a_token_and_mutations_need_the_write_role() {
-    let (_up, proxy) = setup().await;
+async fn admin_routes_without_a_valid_token_answer_401_and_write_nothing() {
+    let h = admin().await;
     let svc_conns = format!("{SVC}/connections");
     let svc_action = format!("{SVC}/connections/action");
     // (method, path, is a read)
@@ -373,7 +369,7 @@ async fn every_endpoint_needs_a_token_and_mutations_need_the_write_role() {
         ),
         (Method::POST, "/v1/job/project/permission".into(), false),
     ];
-    let before = policy_file(&proxy);
+    let before = h.policy_file();
     for (method, path, is_read) in &routes {
         let nested = path.contains("/vpc-endpoint-services/");
         let mut refusals = vec![(None, "missing"), (Some("wrong-token"), "invalid")];
@@ -381,7 +377,7 @@ async fn every_endpoint_needs_a_token_and_mutations_need_the_write_role() {
             refusals.push((Some(READ_TOKEN), "read-only"));
         }
         for (token, why) in refusals {
-            let r = call(&proxy, method.clone(), path, token, &[], Some("{}")).await;
+            let r = h.call(method.clone(), path, token, &[], Some("{}")).await;
             assert_eq!(r.status, 401, "{why} {method} {path}: {}", r.body);
             let code = if nested {
                 r.nested_code()
@@ -391,20 +387,20 @@ async fn every_endpoint_needs_a_token_and_mutations_need_the_write_role() {
             assert_eq!(code, "UC.00010002", "{why} {method} {path}");
         }
         if *is_read {
-            let r = read(&proxy, path).await;
+            let r = read(&h, path).await;
             assert_eq!(r.status, 200, "read {method} {path}: {}", r.body);
         }
     }
-    assert_eq!(policy_file(&proxy), before);
+    assert_eq!(h.policy_file(), before);
 }
 
-// === /v4/tenant/trusted-ip-addresses ===
+// === /v4/tenant/trusted-ip-addresses (router + data plane) ===
 
 #[tokio::test]
-async fn trusted_ips_create_update_delete_and_list() {
-    let (_up, proxy) = setup().await;
+async fn trusted_ips_create_update_delete_answer_seed_dtos_and_take_effect() {
+    let (_up, h) = admin_and_data_plane().await;
     let base = "/v4/tenant/trusted-ip-addresses";
-    let r = read(&proxy, &format!("{base}?enterprise_id={A}&limit=1")).await;
+    let r = read(&h, &format!("{base}?enterprise_id={A}&limit=1")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.headers["x-total"], "2");
     assert_eq!(
@@ -414,84 +410,80 @@ async fn trusted_ips_create_update_delete_and_list() {
                 "download_flag": 1, "upload_flag": 0, "remark": ""}])
     );
     // The tenant may come from X-Domain-Id instead.
-    let r = call(
-        &proxy,
-        Method::GET,
-        &format!("{base}?offset=1"),
-        Some(READ_TOKEN),
-        &[("x-domain-id", A)],
-        None,
-    )
-    .await;
+    let r = h
+        .call(
+            Method::GET,
+            &format!("{base}?offset=1"),
+            Some(READ_TOKEN),
+            &[("x-domain-id", A)],
+            None,
+        )
+        .await;
     assert_eq!((r.status, r.json()[0]["id"].clone()), (200, json!("2")));
 
     // A client at 198.51.100.9 (through vpce-1) is not trusted until an entry is created for it.
-    let client = proxy.client(false);
+    let client = h.proxy.client(false);
     let via = Via::Endpoint("vpce-1");
-    let got = through(&client, &proxy, Method::POST, A, "198.51.100.9", via).await;
+    let got = through(&client, &h.proxy, Method::POST, A, "198.51.100.9", via).await;
     assert_eq!(got, (403, "VG.00040302".to_owned()));
-    let r = write(
-        &proxy,
+    let (status, created) = write(
+        &h,
         Method::POST,
         &format!("{base}?enterprise_id={A}"),
         json!({"ip_range": "198.51.100.0-198.51.100.20", "view_flag": 1, "remark": "office"}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(status, 200, "{created}");
     assert_eq!(
-        r.json(),
+        created,
         json!({"id": "3", "domain_id": A, "ip_range": "198.51.100.0-198.51.100.20", "ip_type": 1,
                "ip_start": "198.51.100.0", "ip_end": "198.51.100.20", "view_flag": 1,
                "download_flag": 0, "upload_flag": 0, "remark": "office"})
     );
-    let got = through(&client, &proxy, Method::POST, A, "198.51.100.9", via).await;
+    let got = through(&client, &h.proxy, Method::POST, A, "198.51.100.9", via).await;
     assert_eq!(got, (403, "VG.00040303".to_owned()));
 
     // PUT changes only the given fields; the GET result can be sent back as is.
-    let mut dto = r.json();
+    let mut dto = created;
     dto["upload_flag"] = json!(1);
-    let r = write(
-        &proxy,
-        Method::PUT,
-        &format!("{base}/3?enterprise_id={A}"),
-        dto,
-    )
-    .await;
+    let (status, updated) =
+        write(&h, Method::PUT, &format!("{base}/3?enterprise_id={A}"), dto).await;
     assert_eq!(
-        (r.status, &r.json()["upload_flag"], &r.json()["remark"]),
+        (status, &updated["upload_flag"], &updated["remark"]),
         (200, &json!(1), &json!("office")),
-        "{}",
-        r.body
+        "{updated}"
     );
-    let got = through(&client, &proxy, Method::POST, A, "198.51.100.9", via).await;
+    let got = through(&client, &h.proxy, Method::POST, A, "198.51.100.9", via).await;
     assert_eq!(got, (200, String::new()));
 
     // DELETE answers with the removed entry, and its clients are refused again.
-    let r = call(
-        &proxy,
-        Method::DELETE,
-        &format!("{base}/3"),
-        Some(WRITE_TOKEN),
-        &[("x-domain-id", A)],
-        None,
-    )
-    .await;
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("{base}/3"),
+            Some(WRITE_TOKEN),
+            &[("x-domain-id", A)],
+            None,
+        )
+        .await;
     assert_eq!(
         (r.status, &r.json()["id"]),
         (200, &json!("3")),
         "{}",
         r.body
     );
-    let got = through(&client, &proxy, Method::POST, A, "198.51.100.9", via).await;
+    let got = through(&client, &h.proxy, Method::POST, A, "198.51.100.9", via).await;
     assert_eq!(got, (403, "VG.00040302".to_owned()));
-    let r = read(&proxy, &format!("{base}?enterprise_id={A}")).await;
+    let r = read(&h, &format!("{base}?enterprise_id={A}")).await;
     assert_eq!(r.headers["x-total"], "2");
 }
 
+// === /v4/tenant/trusted-ip-addresses (router) ===
+
 #[tokio::test]
-async fn trusted_ips_validation_errors_have_the_seed_codes() {
-    let (_up, proxy) = setup().await;
-    let before = policy_file(&proxy);
+async fn trusted_ips_invalid_requests_answer_seed_codes_and_write_nothing() {
+    let h = admin().await;
+    let before = h.policy_file();
     let base = "/v4/tenant/trusted-ip-addresses";
     let gets: &[(&str, u16, &str)] = &[
         ("", 400, "UC.00011002"),
@@ -504,7 +496,7 @@ async fn trusted_ips_validation_errors_have_the_seed_codes() {
         (&format!("enterprise_id={A}&offset=10000"), 200, ""),
     ];
     for (query, status, code) in gets {
-        let r = read(&proxy, &format!("{base}?{query}")).await;
+        let r = read(&h, &format!("{base}?{query}")).await;
         assert_eq!(r.status, *status, "GET {query}: {}", r.body);
         if !code.is_empty() {
             assert_eq!(r.flat_code(), *code, "GET {query}");
@@ -621,27 +613,21 @@ async fn trusted_ips_validation_errors_have_the_seed_codes() {
         ),
     ];
     for (method, path, body, status, code) in writes {
-        let r = call(
-            &proxy,
-            method.clone(),
-            &path,
-            Some(WRITE_TOKEN),
-            &[],
-            Some(&body),
-        )
-        .await;
+        let r = h
+            .call(method.clone(), &path, Some(WRITE_TOKEN), &[], Some(&body))
+            .await;
         assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);
         assert_eq!(r.flat_code(), code, "{method} {path} {body}");
     }
-    assert_eq!(policy_file(&proxy), before);
+    assert_eq!(h.policy_file(), before);
 }
 
-// === connections ===
+// === connections (router) ===
 
 #[tokio::test]
-async fn connections_list_filters_and_validation_errors() {
-    let (_up, proxy) = setup().await;
-    let r = read(&proxy, &format!("{SVC}/connections")).await;
+async fn connections_list_filters_and_invalid_requests_answer_nested_seed_codes() {
+    let h = admin().await;
+    let r = read(&h, &format!("{SVC}/connections")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.json(),
@@ -653,22 +639,17 @@ async fn connections_list_filters_and_validation_errors() {
              "created_at": "", "updated_at": "", "description": ""}],
             "total_count": 2})
     );
-    let r = read(
-        &proxy,
-        &format!("{SVC}/connections?status=accepted&limit=1"),
-    )
-    .await;
+    let v = read(&h, &format!("{SVC}/connections?status=accepted&limit=1"))
+        .await
+        .json();
     assert_eq!(
-        (
-            r.json()["total_count"].clone(),
-            r.json()["connections"][0]["id"].clone()
-        ),
+        (v["total_count"].clone(), v["connections"][0]["id"].clone()),
         (json!(1), json!(CONN))
     );
-    let r = read(&proxy, &format!("{SVC}/connections?marker_id=222")).await;
+    let r = read(&h, &format!("{SVC}/connections?marker_id=222")).await;
     assert_eq!(r.json()["connections"][0]["id"], "vpce-pending");
 
-    let before = policy_file(&proxy);
+    let before = h.policy_file();
     let gets: &[(String, u16, &str)] = &[
         (format!("{SVC}/connections?limit=0"), 400, "UC.00011002"),
         (format!("{SVC}/connections?limit=101"), 400, "UC.00011002"),
@@ -691,7 +672,7 @@ async fn connections_list_filters_and_validation_errors() {
         ),
     ];
     for (path, status, code) in gets {
-        let r = read(&proxy, path).await;
+        let r = read(&h, path).await;
         assert_eq!(r.status, *status, "GET {path}: {}", r.body);
         assert_eq!(r.nested_code(), *code, "GET {path}");
     }
@@ -726,37 +707,36 @@ async fn connections_list_filters_and_validation_errors() {
         ),
     ];
     for (body, status, code) in bodies {
-        let r = call(
-            &proxy,
-            Method::POST,
-            &action,
-            Some(WRITE_TOKEN),
-            &[],
-            Some(&body),
-        )
-        .await;
+        let r = h
+            .call(Method::POST, &action, Some(WRITE_TOKEN), &[], Some(&body))
+            .await;
         assert_eq!(r.status, status, "{body}: {}", r.body);
         assert_eq!(r.nested_code(), code, "{body}");
     }
-    let r = write(
-        &proxy,
+    let (status, body) = write(
+        &h,
         Method::POST,
         "/v1/p1/vpc-endpoint-services/svc-9/connections/action",
         json!({"action": "receive", "endpoints": [CONN]}),
     )
     .await;
-    assert_eq!((r.status, r.nested_code()), (404, "UC.00011005".to_owned()));
-    assert_eq!(policy_file(&proxy), before);
+    assert_eq!(
+        (status, nested_code(&body)),
+        (404, "UC.00011005".to_owned())
+    );
+    assert_eq!(h.policy_file(), before);
 }
 
+// === connections (router + data plane) ===
+
 #[tokio::test]
-async fn receive_lets_a_marker_through_and_reject_denies_it() {
-    let (_up, proxy) = setup().await;
-    let client = proxy.client(false);
+async fn connection_action_receive_admits_the_marker_and_reject_denies_it() {
+    let (_up, h) = admin_and_data_plane().await;
+    let client = h.proxy.client(false);
     let send = || {
         through(
             &client,
-            &proxy,
+            &h.proxy,
             Method::GET,
             B,
             "10.9.9.9",
@@ -766,15 +746,15 @@ async fn receive_lets_a_marker_through_and_reject_denies_it() {
     assert_eq!(send().await, (403, "VG.00040304".to_owned()));
 
     let action = format!("{SVC}/connections/action");
-    let r = write(
-        &proxy,
+    let (status, body) = write(
+        &h,
         Method::POST,
         &action,
         json!({"action": "receive", "endpoints": ["vpce-pending"]}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let c = &r.json()["connections"][0];
+    assert_eq!(status, 200, "{body}");
+    let c = &body["connections"][0];
     assert_eq!(
         (&c["id"], &c["status"], &c["marker_id"]),
         (&json!("vpce-pending"), &json!("accepted"), &json!(222))
@@ -782,30 +762,30 @@ async fn receive_lets_a_marker_through_and_reject_denies_it() {
     assert!(c["updated_at"].as_str().unwrap().ends_with('Z'), "{c}");
     assert_eq!(send().await, (200, String::new()));
 
-    let r = write(
-        &proxy,
+    let (status, body) = write(
+        &h,
         Method::POST,
         &action,
         json!({"action": "reject", "endpoints": ["vpce-pending"]}),
     )
     .await;
     assert_eq!(
-        (r.status, &r.json()["connections"][0]["status"]),
+        (status, &body["connections"][0]["status"]),
         (200, &json!("rejected"))
     );
     assert_eq!(send().await, (403, "VG.00040304".to_owned()));
-    assert!(policy_file(&proxy).contains("status: rejected"));
+    assert!(h.policy_file().contains("status: rejected"));
 }
 
 #[tokio::test]
-async fn a_new_marker_is_listed_pending_and_persisted_then_can_be_received() {
-    let (_up, proxy) = setup().await;
-    let client = proxy.client(false);
-    let g = proxy.app.shared.current().number;
+async fn connection_unknown_marker_seen_is_listed_pending_persisted_and_receivable() {
+    let (_up, h) = admin_and_data_plane().await;
+    let client = h.proxy.client(false);
+    let g = h.generation();
     let send = || {
         through(
             &client,
-            &proxy,
+            &h.proxy,
             Method::GET,
             B,
             "10.9.9.9",
@@ -814,9 +794,9 @@ async fn a_new_marker_is_listed_pending_and_persisted_then_can_be_received() {
     };
     assert_eq!(send().await, (403, "VG.00040304".to_owned()));
     // Recording the marker is one write through the writer: wait for its generation.
-    proxy.wait_generation(g + 1).await;
+    h.wait_generation(g + 1).await;
     let r = read(
-        &proxy,
+        &h,
         &format!("{SVC}/connections?status=pendingAcceptance&marker_id=999"),
     )
     .await;
@@ -827,59 +807,30 @@ async fn a_new_marker_is_listed_pending_and_persisted_then_can_be_received() {
         "{}",
         r.body
     );
-    let file = policy_file(&proxy);
+    let file = h.policy_file();
     let line = file.lines().find(|l| l.contains("marker_id: 999")).unwrap();
     assert!(
         line.contains("id: marker-999") && line.contains("status: pendingAcceptance"),
         "{line}"
     );
 
-    let r = write(
-        &proxy,
+    let (status, body) = write(
+        &h,
         Method::POST,
         &format!("{SVC}/connections/action"),
         json!({"action": "receive", "endpoints": ["marker-999"]}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(status, 200, "{body}");
     assert_eq!(send().await, (200, String::new()));
 }
 
-// === data plane after DELETE, and the authorization check ===
+// === the authorization check (router + data plane) ===
 
 #[tokio::test]
-async fn a_deleted_endpoint_is_denied_on_the_next_request_of_a_kept_alive_connection() {
-    let (_up, proxy) = setup().await;
-    let client = proxy.client(false);
-    let send = || {
-        through(
-            &client,
-            &proxy,
-            Method::GET,
-            A,
-            "10.1.2.3",
-            Via::Endpoint("vpce-1"),
-        )
-    };
-    assert_eq!(send().await, (200, String::new()));
-    let r = write(
-        &proxy,
-        Method::DELETE,
-        "/v2/vpceps",
-        json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "vpce-1"}]}),
-    )
-    .await;
-    assert_eq!(
-        (r.status, r.json()),
-        (200, json!({"status": "ok", "total": 1}))
-    );
-    assert_eq!(send().await, (403, "VG.00040301".to_owned()));
-}
-
-#[tokio::test]
-async fn authorization_check_answers_what_the_data_plane_does() {
-    let (_up, proxy) = setup().await;
-    let client = proxy.client(false);
+async fn authorization_check_any_described_request_answers_the_data_plane_decision() {
+    let (_up, h) = admin_and_data_plane().await;
+    let client = h.proxy.client(false);
     // (name, tenant, ip, via, method, expected data-plane code or "" for allow)
     let cases: &[(&str, &str, &str, Via, Method, &str)] = &[
         (
@@ -956,7 +907,7 @@ async fn authorization_check_answers_what_the_data_plane_does() {
         ),
     ];
     for (name, tenant, ip, via, method, want) in cases {
-        let (status, code) = through(&client, &proxy, method.clone(), tenant, ip, *via).await;
+        let (status, code) = through(&client, &h.proxy, method.clone(), tenant, ip, *via).await;
         assert_eq!(
             (status == 200, code.as_str()),
             (want.is_empty(), *want),
@@ -970,7 +921,7 @@ async fn authorization_check_answers_what_the_data_plane_does() {
         let path = format!(
             "/v1/vpcep-authorization?enterprise_id={tenant}&ip={ip}{via_q}&method={method}&path=/repo/x"
         );
-        let r = read(&proxy, &path).await;
+        let r = read(&h, &path).await;
         assert_eq!(r.status, 200, "{name}: {}", r.body);
         let d = &r.json()["data"];
         let (result, reason) = match *want {
@@ -988,7 +939,7 @@ async fn authorization_check_answers_what_the_data_plane_does() {
     }
     // The config of tenant A, and the endpoint a marker resolves to.
     let r = read(
-        &proxy,
+        &h,
         &format!("/v1/vpcep-authorization?enterprise_id={A}&ip=10.1.2.3&marker_id=111"),
     )
     .await;
@@ -1004,7 +955,7 @@ async fn authorization_check_answers_what_the_data_plane_does() {
         format!("enterprise_id={A}&ip=10.1.2.3&marker_id=1&vpcep_id=a"),
         "enterprise_id=bad%21&ip=10.1.2.3".to_owned(),
     ] {
-        let r = read(&proxy, &format!("/v1/vpcep-authorization?{bad}")).await;
+        let r = read(&h, &format!("/v1/vpcep-authorization?{bad}")).await;
         assert_eq!(
             (r.status, r.flat_code()),
             (400, "UC.00011002".to_owned()),
@@ -1012,73 +963,62 @@ async fn authorization_check_answers_what_the_data_plane_does() {
         );
     }
     // Checking an unknown marker records nothing (only real traffic does).
-    let g = proxy.app.shared.current().number;
+    let g = h.generation();
     let r = read(
-        &proxy,
+        &h,
         &format!("/v1/vpcep-authorization?enterprise_id={A}&ip=10.1.2.3&marker_id=4242"),
     )
     .await;
     assert_eq!(r.json()["data"]["reason"], "VG.00040304");
-    assert_eq!(proxy.app.shared.current().number, g);
-    assert!(proxy.app.shared.pending().is_empty());
+    assert_eq!(h.generation(), g);
+    assert!(h.shared().pending().is_empty());
 }
 
-// === project permission ===
+// === project permission (router) ===
 
 #[tokio::test]
-async fn project_switch_turns_project_rules_on_and_off() {
-    let (_up, proxy) = setup().await;
+async fn project_switch_on_and_off_turns_project_rules_on_and_off() {
+    let h = admin().await;
     let path = "/v1/job/project/permission";
     let check = format!("/v1/vpcep-authorization?project_id={PROJECT}&ip=10.9.9.9");
-    assert_eq!(read(&proxy, &check).await.json()["data"]["result"], "Allow");
+    assert_eq!(read(&h, &check).await.json()["data"]["result"], "Allow");
 
-    let r = write(
-        &proxy,
+    let got = write(
+        &h,
         Method::POST,
         path,
         json!({"project_id": PROJECT, "project_switch": true}),
     )
     .await;
-    assert_eq!(
-        (r.status, r.json()),
-        (200, json!({"status": "success", "result": "true"})),
-        "{}",
-        r.body
-    );
-    assert!(policy_file(&proxy).contains("project_level: true"));
-    let d = read(&proxy, &check).await.json()["data"].clone();
+    assert_eq!(got, (200, json!({"status": "success", "result": "true"})));
+    assert!(h.policy_file().contains("project_level: true"));
+    let d = read(&h, &check).await.json()["data"].clone();
     assert_eq!(
         (&d["result"], &d["reason"]),
         (&json!("Deny"), &json!("VG.00040302"))
     );
 
     // Without a switch: the current setting, nothing written.
-    let g = proxy.app.shared.current().number;
-    let r = write(
-        &proxy,
+    let g = h.generation();
+    let got = write(
+        &h,
         Method::POST,
         path,
         json!({"project_id": PROJECT, "job_id": "a".repeat(32)}),
     )
     .await;
-    assert_eq!(
-        (r.status, r.json()),
-        (200, json!({"status": "success", "result": "true"}))
-    );
-    assert_eq!(proxy.app.shared.current().number, g);
+    assert_eq!(got, (200, json!({"status": "success", "result": "true"})));
+    assert_eq!(h.generation(), g);
 
-    let r = write(
-        &proxy,
+    let got = write(
+        &h,
         Method::POST,
         path,
         json!({"project_id": PROJECT, "project_switch": false}),
     )
     .await;
-    assert_eq!(
-        (r.status, r.json()),
-        (200, json!({"status": "success", "result": "false"}))
-    );
-    assert_eq!(read(&proxy, &check).await.json()["data"]["result"], "Allow");
+    assert_eq!(got, (200, json!({"status": "success", "result": "false"})));
+    assert_eq!(read(&h, &check).await.json()["data"]["result"], "Allow");
 
     let bad: Vec<(Value, u16, &str)> = vec![
         (json!({"project_switch": true}), 400, "UC.00011002"),
@@ -1104,43 +1044,52 @@ async fn project_switch_turns_project_rules_on_and_off() {
         ),
     ];
     for (body, status, code) in bad {
-        let r = write(&proxy, Method::POST, path, body.clone()).await;
+        let (got_status, got) = write(&h, Method::POST, path, body.clone()).await;
         assert_eq!(
-            (r.status, r.flat_code()),
+            (got_status, flat_code(&got)),
             (status, code.to_owned()),
             "{body}"
         );
     }
 }
 
-// === persistence and the one writer ===
+// === persistence and the one writer (router) ===
 
-#[tokio::test]
-async fn concurrent_mutations_serialize_and_none_is_lost() {
-    let (_up, proxy) = setup().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_writes_sent_concurrently_serialize_and_none_is_lost() {
+    let h = Arc::new(admin().await);
     let base = format!("/v4/tenant/trusted-ip-addresses?enterprise_id={B}");
-    let g = proxy.app.shared.current().number;
-    let calls = (0..20).map(|i| {
-        let body =
-            json!({"id": format!("c{i}"), "ip_range": format!("198.18.0.{i}"), "view_flag": 1});
-        let proxy = &proxy;
-        let base = &base;
-        async move { write(proxy, Method::POST, base, body).await }
-    });
-    let results = futures_util::future::join_all(calls).await;
-    for r in &results {
-        assert_eq!(r.status, 200, "{}", r.body);
+    let g = h.generation();
+    // Each call on its own task, so the handlers really run at once on both workers.
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let body =
+                json!({"id": format!("c{i}"), "ip_range": format!("198.18.0.{i}"), "view_flag": 1});
+            let (h, base) = (h.clone(), base.clone());
+            tokio::spawn(async move { write(&h, Method::POST, &base, body).await })
+        })
+        .collect();
+    for call in calls {
+        let (status, body) = within(60, call).await.unwrap();
+        assert_eq!(status, 200, "{body}");
     }
-    assert_eq!(proxy.app.shared.current().number, g + 20);
-    let r = read(&proxy, &format!("{base}&limit=100")).await;
+    assert_eq!(h.generation(), g + 20);
+    let r = read(&h, &format!("{base}&limit=100")).await;
     assert_eq!(r.headers["x-total"], "20");
-    let file = vpcguard::policy::parse_policy(&policy_file(&proxy)).unwrap();
-    let b = file
-        .tenants
+    // Every entry is in the file, once.
+    let file: Value = serde_saphyr::from_str(&h.policy_file()).unwrap();
+    let b = file["tenants"]
+        .as_array()
+        .unwrap()
         .iter()
-        .find(|t| t.enterprise_id.get() == B)
+        .find(|t| t["enterprise_id"] == B)
         .unwrap();
-    let mut ids: Vec<&str> = b.trusted_ips.iter().map(|e| e.id.get().as_str()).collect();
+    let mut ids: Vec<&str> = b["trusted_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
     ids.sort_unstable();
     let mut want: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
     want.sort_unstable();
@@ -1148,14 +1097,14 @@ async fn concurrent_mutations_serialize_and_none_is_lost() {
 }
 
 #[tokio::test]
-async fn a_write_is_published_once_keeps_hand_edits_and_refuses_a_broken_file() {
-    let (_up, proxy) = setup().await;
-    let g = proxy.app.shared.current().number;
+async fn policy_write_after_a_hand_edit_keeps_it_and_a_broken_file_answers_409() {
+    let h = admin().await;
+    let g = h.generation();
     let add = |id: &'static str| {
-        let proxy = &proxy;
+        let h = &h;
         async move {
             write(
-                proxy,
+                h,
                 Method::POST,
                 "/v2/vpceps",
                 json!({"enterprise_id": B, "vpceps": [{"vpcep_id": id}]}),
@@ -1163,25 +1112,31 @@ async fn a_write_is_published_once_keeps_hand_edits_and_refuses_a_broken_file() 
             .await
         }
     };
-    assert_eq!(add("e1").await.status, 200);
-    assert_eq!(proxy.app.shared.current().number, g + 1);
+    assert_eq!(add("e1").await.0, 200);
+    assert_eq!(h.generation(), g + 1);
 
-    // A hand edit (rename over, as editors do) is one reload, not two: our own write before it
-    // was not reloaded again.
-    let mut file = vpcguard::policy::parse_policy(&policy_file(&proxy)).unwrap();
-    let mut t = file.tenants[1].clone();
-    t.enterprise_id.set("hand-made".to_owned());
-    file.tenants.push(t);
-    let hand = vpcguard::policy::render_policy(&file).unwrap();
-    let tmp = proxy.path("policy.yaml.tmp");
+    // A hand edit (a tenant added above the first one, saved by renaming over, as editors do)
+    // is one reload, not two: our own write before it was not reloaded again.
+    let file = h.policy_file();
+    let first = file
+        .lines()
+        .find(|l| l.contains(&format!("enterprise_id: {A}")))
+        .unwrap();
+    let indent = &first[..first.find("enterprise_id").unwrap()];
+    let hand = file.replacen(
+        first,
+        &format!("{indent}enterprise_id: hand-made\n{first}"),
+        1,
+    );
+    let tmp = h.proxy.path("policy.yaml.tmp");
     std::fs::write(&tmp, &hand).unwrap();
-    std::fs::rename(&tmp, proxy.path("policy.yaml")).unwrap();
-    assert_eq!(proxy.wait_generation(g + 2).await, g + 2);
-    assert!(proxy.app.shared.current().policy.has_tenant("hand-made"));
+    std::fs::rename(&tmp, h.proxy.path("policy.yaml")).unwrap();
+    assert_eq!(h.wait_generation(g + 2).await, g + 2);
+    assert!(h.shared().current().policy.has_tenant("hand-made"));
 
     // The next write is applied on top of the hand edit.
-    assert_eq!(add("e2").await.status, 200);
-    let file = policy_file(&proxy);
+    assert_eq!(add("e2").await.0, 200);
+    let file = h.policy_file();
     assert!(
         file.contains("hand-made") && file.contains("vpcep_id: e2"),
         "{file}"
@@ -1190,22 +1145,132 @@ async fn a_write_is_published_once_keeps_hand_edits_and_refuses_a_broken_file() 
     // A broken hand edit is never overwritten: writes answer 409 until it is fixed.
     let broken = format!("{file}  - {{ broken\n");
     std::fs::write(&tmp, &broken).unwrap();
-    std::fs::rename(&tmp, proxy.path("policy.yaml")).unwrap();
-    let r = add("e3").await;
+    std::fs::rename(&tmp, h.proxy.path("policy.yaml")).unwrap();
+    let (status, body) = add("e3").await;
     assert_eq!(
-        (r.status, r.flat_code()),
+        (status, flat_code(&body)),
         (409, "UC.00011009".to_owned()),
-        "{}",
-        r.body
+        "{body}"
     );
-    assert_eq!(policy_file(&proxy), broken);
+    assert_eq!(h.policy_file(), broken);
 }
 
 #[tokio::test]
-async fn unknown_routes_answer_json_in_their_api_shape() {
-    let (_up, proxy) = setup().await;
-    let r = read(&proxy, "/v2/nothing").await;
+async fn unknown_routes_any_path_answer_404_json_in_their_api_shape() {
+    let h = admin().await;
+    let r = read(&h, "/v2/nothing").await;
     assert_eq!((r.status, r.flat_code()), (404, "UC.00011005".to_owned()));
-    let r = read(&proxy, "/v1/p/vpc-endpoint-services/s/other").await;
+    let r = read(&h, "/v1/p/vpc-endpoint-services/s/other").await;
     assert_eq!((r.status, r.nested_code()), (404, "UC.00011005".to_owned()));
+}
+
+// === over the admin socket ===
+
+#[tokio::test]
+async fn admin_socket_token_missing_invalid_or_read_only_answers_401() {
+    let (_up, proxy) = socket_setup().await;
+    let list = format!("/v2/vpceps?enterprise_id={A}");
+    let conns = format!("{SVC}/connections");
+    let add_path = "/v2/vpceps".to_owned();
+    let add = json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "vpce-sock"}]}).to_string();
+    let before = std::fs::read_to_string(proxy.path("policy.yaml")).unwrap();
+    // (why, method, path, token); writes carry a valid body, so only the token is wrong.
+    let refusals = [
+        ("missing", Method::GET, &list, None),
+        ("invalid", Method::GET, &list, Some("wrong-token")),
+        ("read-only", Method::POST, &add_path, Some(READ_TOKEN)),
+        ("missing, nested shape", Method::GET, &conns, None),
+    ];
+    for (why, method, path, token) in refusals {
+        let body = (method == Method::POST).then_some(add.as_str());
+        let r = socket_call(&proxy, method.clone(), path, token, body).await;
+        assert_eq!(r.status, 401, "{why} {method} {path}: {}", r.body);
+        let code = if path.contains("/vpc-endpoint-services/") {
+            r.nested_code()
+        } else {
+            r.flat_code()
+        };
+        assert_eq!(code, "UC.00010002", "{why} {method} {path}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(proxy.path("policy.yaml")).unwrap(),
+        before
+    );
+    let r = socket_call(&proxy, Method::GET, &list, Some(READ_TOKEN), None).await;
+    assert_eq!(
+        (r.status, &r.json()["total"]),
+        (200, &json!(2)),
+        "{}",
+        r.body
+    );
+    let r = socket_call(
+        &proxy,
+        Method::POST,
+        &add_path,
+        Some(WRITE_TOKEN),
+        Some(&add),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let file = std::fs::read_to_string(proxy.path("policy.yaml")).unwrap();
+    assert!(file.contains("vpcep_id: vpce-sock"), "{file}");
+}
+
+#[tokio::test]
+async fn admin_socket_delete_endpoint_denies_the_next_request_of_a_kept_alive_connection() {
+    let (_up, proxy) = socket_setup().await;
+    let client = proxy.client(false);
+    let send = || {
+        through(
+            &client,
+            &proxy,
+            Method::GET,
+            A,
+            "10.1.2.3",
+            Via::Endpoint("vpce-1"),
+        )
+    };
+    assert_eq!(send().await, (200, String::new()));
+    let body = json!({"enterprise_id": A, "vpceps": [{"vpcep_id": "vpce-1"}]}).to_string();
+    let r = socket_call(
+        &proxy,
+        Method::DELETE,
+        "/v2/vpceps",
+        Some(WRITE_TOKEN),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "ok", "total": 1}))
+    );
+    assert_eq!(send().await, (403, "VG.00040301".to_owned()));
+}
+
+#[tokio::test]
+async fn admin_socket_metrics_without_a_token_count_admin_requests_by_route_and_status() {
+    let (_up, proxy) = socket_setup().await;
+    let list = format!("/v2/vpceps?enterprise_id={A}");
+    assert_eq!(
+        socket_call(&proxy, Method::GET, &list, None, None)
+            .await
+            .status,
+        401
+    );
+    let r = socket_call(&proxy, Method::GET, &list, Some(READ_TOKEN), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = socket_call(&proxy, Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    // This scrape is counted after it answers, so only the two calls before it show.
+    assert_eq!(
+        metric_lines(&r.body, "vpcguard_admin_requests_total"),
+        [
+            r#"vpcguard_admin_requests_total{route="vpceps",status="200"} 1"#,
+            r#"vpcguard_admin_requests_total{route="vpceps",status="401"} 1"#,
+        ]
+    );
 }

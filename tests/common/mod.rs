@@ -3,6 +3,7 @@
 //! ports, no sleeps: tests wait on events (channels, sockets closing) under a bounding timeout.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod admin;
 pub mod upstream;
 
 use std::net::SocketAddr;
