@@ -4,8 +4,8 @@
 //! tokens configured, everything else answers 401: the API is closed, never open by default.
 
 use axum::http::Method;
-use subtle::ConstantTimeEq;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::config::model::{Role, Token};
 

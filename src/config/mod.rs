@@ -7,6 +7,7 @@ pub mod certs;
 pub mod load;
 pub mod model;
 pub mod raw;
+mod validate;
 
 pub use load::{ConfigError, Loaded, load, parse};
 pub use model::Config;

@@ -148,7 +148,11 @@ async fn serve_http<IO>(
         .timer(TokioTimer::new())
         // Deadlines are enforced by IdleTimeoutIo, which tells idle from slow (idle.rs).
         .header_read_timeout(None)
-        .max_buf_size((limits.max_header_bytes as usize).max(8192));
+        .max_buf_size(
+            usize::try_from(limits.max_header_bytes)
+                .unwrap_or(usize::MAX)
+                .max(8192),
+        );
     builder
         .http2()
         .timer(TokioTimer::new())

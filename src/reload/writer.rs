@@ -243,7 +243,7 @@ impl Task {
         }
         m.config_last_reload_successful.set(1);
         m.config_last_reload_success_timestamp_seconds
-            .set(crate::time::unix_now() as i64);
+            .set(i64::try_from(crate::time::unix_now()).unwrap_or(i64::MAX));
         let files: Vec<&str> = changed.iter().map(|f| f.as_str()).collect();
         tracing::info!(generation, trigger = trigger.as_str(), files = ?files, "reloaded");
         self.record(trigger, "success", generation, None);

@@ -4,7 +4,9 @@
 //!
 //! No I/O. Label values never come from requests (no IPs, paths or ids).
 
-use crate::policy::DenyReason;
+mod labels;
+
+pub use labels::{DecisionLabel, RejectReason, ReloadFile, RequestReason, UpstreamErrorKind};
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -14,156 +16,6 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
 ];
-
-/// `requests_total{decision}`
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecisionLabel {
-    Allow,
-    Deny,
-    ReportDeny,
-}
-
-impl DecisionLabel {
-    /// Every value.
-    pub const ALL: [DecisionLabel; 3] = [Self::Allow, Self::Deny, Self::ReportDeny];
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-            Self::ReportDeny => "report_deny",
-        }
-    }
-}
-
-/// `requests_total{reason}`: `none` for an allow, else why the request was (or, in report
-/// mode, would have been) denied — a policy [`DenyReason`] or an identity header that could not
-/// be believed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestReason {
-    None,
-    VpcepNotAccepted,
-    UnknownTenant,
-    VpcepNotAuthorized,
-    IpNotTrusted,
-    RightNotGranted,
-    /// A trusted proxy's forwarding header did not parse (fail closed as `ip_not_trusted`).
-    BadForwardingHeader,
-    /// A trusted proxy's VPC endpoint header did not parse (fail closed as `vpcep_not_authorized`).
-    BadVpcepHeader,
-}
-
-impl RequestReason {
-    /// Every value; every one but `None` is a deny reason.
-    pub const ALL: [RequestReason; 8] = [
-        Self::None,
-        Self::VpcepNotAccepted,
-        Self::UnknownTenant,
-        Self::VpcepNotAuthorized,
-        Self::IpNotTrusted,
-        Self::RightNotGranted,
-        Self::BadForwardingHeader,
-        Self::BadVpcepHeader,
-    ];
-    /// The label value (also the access log's `reason`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::VpcepNotAccepted => "vpcep_not_accepted",
-            Self::UnknownTenant => "unknown_tenant",
-            Self::VpcepNotAuthorized => "vpcep_not_authorized",
-            Self::IpNotTrusted => "ip_not_trusted",
-            Self::RightNotGranted => "right_not_granted",
-            Self::BadForwardingHeader => "bad_forwarding_header",
-            Self::BadVpcepHeader => "bad_vpcep_header",
-        }
-    }
-    /// The deny reasons, in label order.
-    fn denials() -> &'static [RequestReason] {
-        &Self::ALL[1..]
-    }
-}
-
-impl From<DenyReason> for RequestReason {
-    fn from(r: DenyReason) -> Self {
-        match r {
-            DenyReason::VpcepNotAccepted => Self::VpcepNotAccepted,
-            DenyReason::UnknownTenant => Self::UnknownTenant,
-            DenyReason::VpcepNotAuthorized => Self::VpcepNotAuthorized,
-            DenyReason::IpNotTrusted => Self::IpNotTrusted,
-            DenyReason::RightNotGranted => Self::RightNotGranted,
-        }
-    }
-}
-
-/// `upstream_errors_total{kind}`
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
-    Connect,
-    Timeout,
-    Protocol,
-}
-
-impl UpstreamErrorKind {
-    /// Every value.
-    pub const ALL: [UpstreamErrorKind; 3] = [Self::Connect, Self::Timeout, Self::Protocol];
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Timeout => "timeout",
-            Self::Protocol => "protocol",
-        }
-    }
-}
-
-/// `connection_rejects_total{reason}`
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RejectReason {
-    /// Malformed, missing (`required`), or from a peer not in `proxy_protocol_from`.
-    ProxyHeader,
-    /// TLS handshake failed.
-    Tls,
-    /// `limits.max_connections` reached.
-    Limit,
-    /// PROXY header or TLS handshake not done in time.
-    Timeout,
-}
-
-impl RejectReason {
-    /// Every value.
-    pub const ALL: [RejectReason; 4] = [Self::ProxyHeader, Self::Tls, Self::Limit, Self::Timeout];
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ProxyHeader => "proxy_header",
-            Self::Tls => "tls",
-            Self::Limit => "limit",
-            Self::Timeout => "timeout",
-        }
-    }
-}
-
-/// `config_reloads_total{file}`
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReloadFile {
-    Config,
-    Policy,
-    Tls,
-}
-
-impl ReloadFile {
-    /// Every value.
-    pub const ALL: [ReloadFile; 3] = [Self::Config, Self::Policy, Self::Tls];
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Config => "config",
-            Self::Policy => "policy",
-            Self::Tls => "tls",
-        }
-    }
-}
 
 /// The metric families.
 #[derive(Clone, Debug)]
@@ -424,12 +276,16 @@ impl Metrics {
 
     /// Count one rejected connection.
     pub fn count_reject(&self, reason: RejectReason) {
-        self.resolved.rejects[reason as usize].inc();
+        if let Some(c) = self.resolved.rejects.get(reason as usize) {
+            c.inc();
+        }
     }
 
     /// Count one upstream failure.
     pub fn count_upstream_error(&self, kind: UpstreamErrorKind) {
-        self.resolved.upstream_errors[kind as usize].inc();
+        if let Some(c) = self.resolved.upstream_errors.get(kind as usize) {
+            c.inc();
+        }
     }
 }
 

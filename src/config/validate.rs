@@ -1,0 +1,432 @@
+//! Validation: `raw` (what users write) → `model` (what the code uses), one function per section,
+//! each failure an [`Invalid`] with the dotted field path and the YAML position. No I/O (paths are
+//! only joined to the config directory).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use http::HeaderName;
+use http::uri::Scheme;
+use serde_saphyr::{Location, Spanned};
+
+use super::model::{
+    Admin, Config, Invalid, Limits, Listen, Log, PolicySettings, TlsFiles, TlsVersion, Token,
+    Upstream, UpstreamProtocol, Vpcep,
+};
+use super::raw;
+use crate::identity::client_ip::{ClientIpConfig, ForwardHeader, NetList};
+use crate::identity::pattern::{HostPattern, PathPattern};
+use crate::identity::routes::{Route, Routes};
+use crate::identity::tenant::TenantRule;
+use crate::policy::Right;
+use crate::proxy_protocol::{TlvEncoding, TlvRule, Yields};
+
+fn pos_of(loc: &Location) -> Option<(u32, u32)> {
+    let num = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    (loc.line() > 0).then(|| (num(loc.line()), num(loc.column())))
+}
+
+fn invalid<T>(
+    loc: &Location,
+    field: &'static str,
+    message: impl Into<String>,
+) -> Result<T, Invalid> {
+    Err(Invalid {
+        pos: pos_of(loc),
+        field,
+        message: message.into(),
+    })
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Validate a parsed file. `base_dir` is the config file's directory.
+    pub fn from_raw(raw: raw::File, base_dir: &Path) -> Result<Config, Invalid> {
+        let listen = listen(raw.listen, base_dir)?;
+        let admin = admin(raw.admin)?;
+        if admin.address == listen.address && listen.address.port() != 0 {
+            return invalid(
+                &Location::UNKNOWN,
+                "admin.address",
+                "admin.address must differ from listen.address (the admin API never shares the data-plane port)",
+            );
+        }
+        let self_check_path = match raw.self_check_path {
+            None => None,
+            Some(p) if p.value.starts_with('/') => Some(p.value),
+            Some(p) => {
+                return invalid(&p.referenced, "self_check_path", "must start with '/'");
+            }
+        };
+        Ok(Config {
+            base_dir: base_dir.to_path_buf(),
+            listen,
+            admin,
+            upstream: upstream(raw.upstream)?,
+            client_ip: client_ip(raw.client_ip)?,
+            vpcep: vpcep(raw.vpcep)?,
+            tenant: tenant(raw.tenant)?,
+            policy: policy(raw.policy, base_dir),
+            routes: routes(raw.routes)?,
+            self_check_path,
+            identity_headers: raw.identity_headers.unwrap_or(true),
+            limits: limits(raw.limits),
+            log: Log {
+                format: raw.log.format.unwrap_or_default(),
+                level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+                access_log: raw.log.access_log.unwrap_or(true),
+            },
+        })
+    }
+}
+
+fn listen(raw: raw::Listen, base: &Path) -> Result<Listen, Invalid> {
+    let tls = match raw.tls {
+        None => None,
+        Some(t) => {
+            let (cert, key) = match (t.value.cert, t.value.key) {
+                (Some(c), Some(k)) => (c, k),
+                (None, None) => ("tls/cert.pem".to_owned(), "tls/key.pem".to_owned()),
+                _ => {
+                    return invalid(
+                        &t.referenced,
+                        "listen.tls",
+                        "set both cert and key, or neither (neither = tls/cert.pem and tls/key.pem)",
+                    );
+                }
+            };
+            Some(TlsFiles {
+                cert: base.join(cert),
+                key: base.join(key),
+                min_version: t.value.min_version.unwrap_or(TlsVersion::V12),
+            })
+        }
+    };
+    let from = nets(raw.proxy_protocol_from, "listen.proxy_protocol_from")?;
+    Ok(Listen {
+        address: raw
+            .address
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 8443)), |a| a.0),
+        tls,
+        proxy_protocol: raw.proxy_protocol.unwrap_or_default(),
+        proxy_protocol_from: from,
+    })
+}
+
+fn nets(list: Option<Vec<Spanned<String>>>, field: &'static str) -> Result<NetList, Invalid> {
+    let mut out = Vec::new();
+    for item in list.unwrap_or_default() {
+        let s = item.value.trim();
+        let net = match s.parse::<ipnet::IpNet>() {
+            Ok(n) => n,
+            Err(_) => match s.parse::<IpAddr>() {
+                Ok(ip) => ipnet::IpNet::from(ip),
+                Err(_) => {
+                    return invalid(
+                        &item.referenced,
+                        field,
+                        format!("invalid CIDR {s:?}: expected e.g. \"10.0.0.0/8\" or \"::1/128\""),
+                    );
+                }
+            },
+        };
+        if net.trunc() != net {
+            return invalid(
+                &item.referenced,
+                field,
+                format!("{s:?} has host bits set; did you mean \"{}\"?", net.trunc()),
+            );
+        }
+        out.push(net);
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn admin(raw: raw::Admin) -> Result<Admin, Invalid> {
+    let mut tokens = Vec::new();
+    for t in raw.tokens.unwrap_or_default() {
+        let Some(sha256) = parse_sha256(&t.value.hash) else {
+            return invalid(
+                &t.referenced,
+                "admin.tokens",
+                "hash must be \"sha256:\" followed by 64 hex digits (see `vpcguard hash-token`)",
+            );
+        };
+        tokens.push(Token {
+            name: t.value.name,
+            sha256,
+            role: t.value.role,
+        });
+    }
+    Ok(Admin {
+        address: raw
+            .address
+            .map_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 9901)), |a| a.0),
+        tokens,
+    })
+}
+
+fn parse_sha256(s: &str) -> Option<[u8; 32]> {
+    let hexed = s.strip_prefix("sha256:")?;
+    let bytes = hex::decode(hexed).ok()?;
+    bytes.try_into().ok()
+}
+
+fn upstream(raw: raw::Upstream) -> Result<Upstream, Invalid> {
+    let (url, loc) = match raw.url {
+        Some(u) => (u.value, u.referenced),
+        None => ("http://127.0.0.1:8080".to_owned(), Location::UNKNOWN),
+    };
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(_) => return invalid(&loc, "upstream.url", format!("invalid URL {url:?}")),
+    };
+    let (protocol, scheme) = match uri.scheme_str() {
+        Some("http") => (UpstreamProtocol::Http1, Scheme::HTTP),
+        Some("https") => (UpstreamProtocol::Https, Scheme::HTTPS),
+        Some("h2c") => (UpstreamProtocol::H2c, Scheme::HTTP),
+        _ => {
+            return invalid(
+                &loc,
+                "upstream.url",
+                "scheme must be http://, https:// or h2c://",
+            );
+        }
+    };
+    let Some(authority) = uri.authority().cloned() else {
+        return invalid(&loc, "upstream.url", "URL has no host");
+    };
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return invalid(
+            &loc,
+            "upstream.url",
+            "URL must not have a path or query: requests keep their own path",
+        );
+    }
+    let response_timeout = raw
+        .response_timeout
+        .map_or(Duration::from_secs(60), |d| d.0);
+    Ok(Upstream {
+        protocol,
+        scheme,
+        authority,
+        connect_timeout: raw.connect_timeout.map_or(Duration::from_secs(2), |d| d.0),
+        response_timeout: (!response_timeout.is_zero()).then_some(response_timeout),
+        idle_timeout: raw.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
+        preserve_host: raw.preserve_host.unwrap_or(true),
+    })
+}
+
+fn header_names(
+    list: Option<Vec<Spanned<String>>>,
+    default: &[&'static str],
+    field: &'static str,
+) -> Result<Vec<HeaderName>, Invalid> {
+    let Some(list) = list else {
+        return Ok(default.iter().map(|h| HeaderName::from_static(h)).collect());
+    };
+    list.into_iter()
+        .map(|h| {
+            HeaderName::from_bytes(h.value.to_ascii_lowercase().as_bytes()).or_else(|_| {
+                invalid(
+                    &h.referenced,
+                    field,
+                    format!("{:?} is not a valid header name", h.value),
+                )
+            })
+        })
+        .collect()
+}
+
+fn client_ip(raw: raw::ClientIp) -> Result<ClientIpConfig, Invalid> {
+    let trusted_proxies = nets(raw.trusted_proxies, "client_ip.trusted_proxies")?;
+    let mut headers = Vec::new();
+    let list = raw.headers.unwrap_or_else(|| {
+        vec![Spanned {
+            value: "x-forwarded-for".to_owned(),
+            referenced: Location::UNKNOWN,
+            defined: Location::UNKNOWN,
+        }]
+    });
+    for h in list {
+        match h.value.to_ascii_lowercase().parse::<ForwardHeader>() {
+            Ok(fh) => headers.push(fh),
+            Err(_) => {
+                return invalid(
+                    &h.referenced,
+                    "client_ip.headers",
+                    format!(
+                        "{:?}: expected x-forwarded-for, forwarded or x-real-ip",
+                        h.value
+                    ),
+                );
+            }
+        }
+    }
+    Ok(ClientIpConfig {
+        trusted_proxies,
+        headers,
+    })
+}
+
+fn vpcep(raw: raw::Vpcep) -> Result<Vpcep, Invalid> {
+    let mut tlv = Vec::new();
+    let rules = raw.tlv.unwrap_or_else(|| {
+        [raw::TlvKind::Aws, raw::TlvKind::Azure, raw::TlvKind::Gcp]
+            .into_iter()
+            .map(|kind| Spanned {
+                value: raw::TlvRule {
+                    kind,
+                    tlv_type: None,
+                    subtype: None,
+                    encoding: None,
+                    yields: None,
+                },
+                referenced: Location::UNKNOWN,
+                defined: Location::UNKNOWN,
+            })
+            .collect()
+    });
+    for r in rules {
+        tlv.push(tlv_rule(&r.value).or_else(|m| invalid(&r.referenced, "vpcep.tlv", m))?);
+    }
+    Ok(Vpcep {
+        headers: header_names(raw.headers, &["x-vpcep-id"], "vpcep.headers")?,
+        marker_headers: header_names(
+            raw.marker_headers,
+            &["x-vpcep-marker-id"],
+            "vpcep.marker_headers",
+        )?,
+        tlv,
+    })
+}
+
+fn tlv_rule(r: &raw::TlvRule) -> Result<TlvRule, String> {
+    let vendor_fixed =
+        r.tlv_type.is_some() || r.subtype.is_some() || r.encoding.is_some() || r.yields.is_some();
+    let rule = match r.kind {
+        raw::TlvKind::Aws => TlvRule::aws(),
+        raw::TlvKind::Azure => TlvRule::azure(),
+        raw::TlvKind::Gcp => TlvRule::gcp(),
+        raw::TlvKind::Custom => {
+            let (Some(tlv_type), Some(encoding), Some(yields)) = (r.tlv_type, r.encoding, r.yields)
+            else {
+                return Err("a custom TLV needs type, encoding and yields".to_owned());
+            };
+            if !(0xE0..=0xEF).contains(&tlv_type) {
+                return Err(format!(
+                    "type {tlv_type:#04x} is outside the custom range 0xE0..=0xEF"
+                ));
+            }
+            return Ok(TlvRule {
+                tlv_type,
+                subtype: r.subtype,
+                encoding: match encoding {
+                    raw::TlvEncoding::Ascii => TlvEncoding::Ascii,
+                    raw::TlvEncoding::U32Be => TlvEncoding::U32Be,
+                    raw::TlvEncoding::U32Le => TlvEncoding::U32Le,
+                    raw::TlvEncoding::U64Be => TlvEncoding::U64Be,
+                    raw::TlvEncoding::U64Le => TlvEncoding::U64Le,
+                },
+                yields: match yields {
+                    raw::TlvYields::VpcepId => Yields::VpcepId,
+                    raw::TlvYields::Marker => Yields::Marker,
+                },
+            });
+        }
+    };
+    if vendor_fixed {
+        return Err("type, subtype, encoding and yields are fixed for aws, azure and gcp; use kind: custom to change them".to_owned());
+    }
+    Ok(rule)
+}
+
+fn tenant(raw: Option<Vec<Spanned<raw::TenantRule>>>) -> Result<Vec<TenantRule>, Invalid> {
+    let Some(list) = raw else {
+        return Ok(vec![TenantRule::Header(HeaderName::from_static(
+            "x-domain-id",
+        ))]);
+    };
+    let mut out = Vec::new();
+    for r in list {
+        let loc = r.referenced;
+        let rule = match r.value {
+            raw::TenantRule::Header(h) => HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                .map(TenantRule::Header)
+                .map_err(|_| format!("{h:?} is not a valid header name")),
+            raw::TenantRule::Host(p) => HostPattern::parse(&p)
+                .map(TenantRule::Host)
+                .map_err(|e| e.to_string()),
+            raw::TenantRule::Path(p) => PathPattern::parse(&p)
+                .map(TenantRule::Path)
+                .map_err(|e| e.to_string()),
+            raw::TenantRule::Static(s) if !s.is_empty() => Ok(TenantRule::Static(s)),
+            raw::TenantRule::Static(_) => Err("static tenant must not be empty".to_owned()),
+        };
+        out.push(rule.or_else(|m| invalid(&loc, "tenant", m))?);
+    }
+    Ok(out)
+}
+
+fn policy(raw: raw::Policy, base: &Path) -> PolicySettings {
+    PolicySettings {
+        path: base.join(raw.path.unwrap_or_else(|| "policy.yaml".to_owned())),
+        unknown_tenant_allow: raw.unknown_tenant == Some(raw::UnknownTenant::Allow),
+        mode: raw.mode.unwrap_or_default(),
+    }
+}
+
+fn routes(raw: Option<Vec<Spanned<raw::Route>>>) -> Result<Routes, Invalid> {
+    let Some(list) = raw else {
+        return Ok(Routes::default_routes());
+    };
+    let mut out = Vec::new();
+    for r in list {
+        out.push(route(r.value).or_else(|m| invalid(&r.referenced, "routes", m))?);
+    }
+    Ok(Routes::new(out))
+}
+
+fn route(r: raw::Route) -> Result<Route, String> {
+    let right: Right = r
+        .right
+        .parse()
+        .map_err(|_| format!("right {:?}: expected view, download or upload", r.right))?;
+    let path = r
+        .path
+        .map(|p| PathPattern::parse(&p).map_err(|e| e.to_string()))
+        .transpose()?;
+    let methods = r
+        .methods
+        .map(|ms| {
+            ms.iter()
+                .map(|m| {
+                    http::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                        .map_err(|_| format!("{m:?} is not an HTTP method"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    Ok(Route {
+        methods,
+        path,
+        right,
+    })
+}
+
+fn limits(raw: raw::Limits) -> Limits {
+    let secs = |d: Option<raw::Dur>, default: u64| d.map_or(Duration::from_secs(default), |d| d.0);
+    Limits {
+        max_connections: raw.max_connections.unwrap_or(10_000),
+        header_read_timeout: secs(raw.header_read_timeout, 10),
+        tls_handshake_timeout: secs(raw.tls_handshake_timeout, 10),
+        proxy_header_timeout: secs(raw.proxy_header_timeout, 5),
+        keepalive_timeout: secs(raw.keepalive_timeout, 75),
+        max_header_bytes: raw.max_header_bytes.unwrap_or(65_536),
+        max_body_bytes: raw.max_body_bytes,
+        max_vpceps_per_tenant: raw.max_vpceps_per_tenant.unwrap_or(100),
+        shutdown_grace: secs(raw.shutdown_grace, 25),
+    }
+}
