@@ -534,52 +534,61 @@ async fn curl_haproxy_protocol_v1_is_accepted_and_required_mode_refuses_without(
 
 /// HAProxy from Debian in front of vpcguard, sending PROXY v2 with CRC32c and a unique id; the
 /// client address is set from a test header so the policy sees a chosen source.
+///
+/// HAProxy cannot bind port 0 (it refuses `bind 127.0.0.1:0`), so the test binds the frontend
+/// listener itself and hands the listening socket over as HAProxy's stdin (`bind fd@0`): no port
+/// is ever chosen, released and then claimed by another process. The socket listens before
+/// HAProxy starts, so connections wait in its backlog and there is nothing to poll for.
 #[tokio::test]
 async fn haproxy_send_proxy_v2_with_crc32c_and_unique_id() {
     let up = Upstream::start().await;
     let cfg = config(up.addr, "").replace("proxy_protocol: optional", "proxy_protocol: required");
     let proxy = TestProxy::start(&cfg, POLICY, false).await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let frontend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let haproxy = frontend.local_addr().unwrap();
     let hcfg = format!(
-        "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  unique-id-format %{{+X}}o%ci%cp%Ts%rt\nfrontend fe\n  bind 127.0.0.1:{port}\n  http-request set-src req.hdr(x-test-src)\n  default_backend be\nbackend be\n  server vg {} send-proxy-v2 proxy-v2-options crc32c,unique-id\n",
+        "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  unique-id-format %{{+X}}o%ci%cp%Ts%rt\nfrontend fe\n  bind fd@0\n  http-request set-src req.hdr(x-test-src)\n  default_backend be\nbackend be\n  server vg {} send-proxy-v2 proxy-v2-options crc32c,unique-id\n",
         proxy.addr()
     );
     let hpath = proxy.path("haproxy.cfg");
     std::fs::write(&hpath, hcfg).unwrap();
-    let mut child = Command::new("haproxy")
+    let log = proxy.path("haproxy.log");
+    let _haproxy = tokio::process::Command::new("haproxy")
         .args(["-db", "-f", hpath.to_str().unwrap()])
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            frontend,
+        )))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
         .spawn()
         .expect("haproxy is installed (see .ci/run)");
-    // HAProxy gives no readiness event: poll its port, bounded.
-    let haproxy = local(port);
-    within(10, async {
-        while TcpStream::connect(haproxy).await.is_err() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    let client = reqwest::Client::new();
+    // Bounded: if HAProxy did not start, nothing accepts and the request would wait forever.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
     let send = |ip: &'static str, method: reqwest::Method| {
-        client
+        let request = client
             .request(method, format!("http://{haproxy}/through-haproxy"))
             .header("x-test-src", ip)
-            .header("x-domain-id", B)
-            .send()
+            .header("x-domain-id", B);
+        let log = log.clone();
+        async move {
+            request.send().await.unwrap_or_else(|e| {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("request through HAProxy failed: {e}; HAProxy said: {said}")
+            })
+        }
     };
-    let ok = send("198.51.100.7", reqwest::Method::GET).await.unwrap();
+    let ok = send("198.51.100.7", reqwest::Method::GET).await;
     assert_eq!(ok.status(), 200);
     let echo: serde_json::Value = serde_json::from_str(&ok.text().await.unwrap()).unwrap();
     assert_eq!(echo["headers"]["x-vpcguard-client-ip"][0], "198.51.100.7");
-    let denied = send("198.51.100.8", reqwest::Method::GET).await.unwrap();
+    let denied = send("198.51.100.8", reqwest::Method::GET).await;
     assert_eq!(denied.status(), 403);
-    let denied = send("198.51.100.7", reqwest::Method::POST).await.unwrap();
+    let denied = send("198.51.100.7", reqwest::Method::POST).await;
     assert_eq!(denied.status(), 403);
     assert_eq!(error_code(&denied.text().await.unwrap()), "VG.00040303");
-    let _ = child.kill();
-    let _ = child.wait();
 }

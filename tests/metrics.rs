@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::upstream::{Upstream, refused};
 use common::{TestProxy, within};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Tenant `a`: only through `vpce-a`, 10.1/16 view only. Tenant `b`: 10.2/16, every right.
 /// Marker 5 is a rejected connection.
@@ -243,6 +243,9 @@ async fn promtool_finds_nothing_on_a_live_metrics_page() {
     assert_eq!(said.trim(), "", "promtool reported something");
 }
 
+/// The scraped admin listener is bound (port 0, never released) by the test harness; Prometheus
+/// binds port 0 for its own listener and the test reads the port it got from its log line
+/// `msg="Listening on" address=…`, so no port is chosen, released and handed over.
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_admin_listener() {
     let up = Upstream::start().await;
@@ -251,10 +254,6 @@ async fn a_real_prometheus_scrapes_the_admin_listener() {
         assert_eq!(request(&proxy, "GET", "b", "10.2.0.1", &[]).await, 200);
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let cfg = dir.path().join("prometheus.yml");
     std::fs::write(
         &cfg,
@@ -264,18 +263,37 @@ async fn a_real_prometheus_scrapes_the_admin_listener() {
         ),
     )
     .unwrap();
-    let _prom = tokio::process::Command::new("prometheus")
+    let mut prom = tokio::process::Command::new("prometheus")
         .arg(format!("--config.file={}", cfg.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
             dir.path().join("data").display()
         ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg("--log.format=logfmt")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("prometheus (Debian package `prometheus`) must be installed; .ci/run installs it");
+    let mut log = BufReader::new(prom.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    let port = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let Some(line) = log.next_line().await.unwrap() else {
+                panic!("prometheus exited before listening:\n{said}");
+            };
+            if let Some(addr) = listening_on(&line) {
+                return addr.port();
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `Listening on` line from prometheus in 30 s:\n{said}"));
+    // Keep reading its log so that a full pipe never blocks it.
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
@@ -309,6 +327,17 @@ async fn a_real_prometheus_scrapes_the_admin_listener() {
     .await;
     assert_eq!(upv, "1");
     assert_eq!(requests, "3");
+}
+
+/// The address in Prometheus's (exporter-toolkit's) `msg="Listening on" … address=HOST:PORT` log
+/// line, which is the bound address (the line before it repeats the configured `:0`).
+fn listening_on(line: &str) -> Option<SocketAddr> {
+    if !line.contains("msg=\"Listening on\"") {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .and_then(|addr| addr.parse().ok())
 }
 
 /// Every metric family the registry exports is named in README.md, and every `vpcguard_*` or
