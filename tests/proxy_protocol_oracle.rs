@@ -18,10 +18,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 // The parser's path is in this one line (it is moving to `vpcguard::proxy_protocol`).
-use vpcguard::proxy::proxy_protocol as pp;
+use vpcguard::proxy_protocol as pp;
 // Our test builder (beside the parser today; if it moves with it, this line too), used only for
 // direction 2 and as extra seeds for direction 3.
-use vpcguard::proxy::pp_builder as ppb;
+use vpcguard::proxy_protocol::builder as ppb;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

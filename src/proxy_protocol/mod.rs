@@ -365,6 +365,10 @@ fn parse_v2(buf: &[u8], rules: &[TlvRule]) -> Result<Parsed, E> {
             len: total,
         });
     }
+    // §2.2 gives AF_UNSPEC an address block of length 0, so for PROXY + AF_UNSPEC everything
+    // after the 16 fixed bytes is read as TLVs (and must be well-formed), as for the other
+    // families after their addresses. `ppp` instead ignores that block as address data; the
+    // oracle test (tests/proxy_protocol_oracle.rs) pins our reading.
     let tlv_start = V2_FIXED_LEN + family.addr_len();
     let addrs = header
         .get(V2_FIXED_LEN..tlv_start)
