@@ -97,7 +97,9 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let current = shared.current();
     let access_log = current.config.log.access_log && crate::access_log::enabled();
-    let mut record = RequestRecord::new(shared.clone(), &conn, &req, access_log);
+    let from = (conn.peer, conn.conn_ip);
+    let in_flight = conn.activity.begin();
+    let mut record = RequestRecord::new(shared.clone(), from, in_flight, &req, access_log);
     let resp = match route(&shared, &current, &conn, req, &mut record).await {
         Ok(resp) => resp,
         Err(refusal) => refuse(&shared, &mut record, refusal),

@@ -12,7 +12,6 @@ use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
 use super::headers::{self, X_REQUEST_ID};
-use super::http::ConnInfo;
 use super::idle::InFlight;
 use crate::body::{CompletionBody, OnComplete, ProxyBody};
 use crate::metrics::{DecisionLabel, RequestReason};
@@ -46,10 +45,13 @@ pub(super) struct RequestRecord {
 }
 
 impl RequestRecord {
-    /// Start the record of `req`: its id is the client's valid `X-Request-Id`, else a new one.
+    /// Start the record of `req` from `peer` (whose connection-level client IP is `conn_ip`):
+    /// its id is the client's valid `X-Request-Id`, else a new one. `in_flight` keeps the
+    /// connection's idle deadlines off until the record is written out.
     pub(super) fn new(
         shared: Arc<Shared>,
-        conn: &ConnInfo,
+        (peer, conn_ip): (SocketAddr, IpAddr),
+        in_flight: InFlight,
         req: &Request<Incoming>,
         access_log: bool,
     ) -> Self {
@@ -64,8 +66,8 @@ impl RequestRecord {
             start: Instant::now(),
             access_log,
             request_id,
-            peer: conn.peer,
-            client_ip: conn.conn_ip,
+            peer,
+            client_ip: conn_ip,
             method: req.method().clone(),
             // Only the access log reads it: no copy when the log is off.
             path: if access_log {
@@ -82,7 +84,7 @@ impl RequestRecord {
             vpcep_id: None,
             upstream_secs: None,
             error: None,
-            _in_flight: conn.activity.begin(),
+            _in_flight: in_flight,
         }
     }
 

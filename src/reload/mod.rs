@@ -18,8 +18,8 @@
 //! | file | owns |
 //! |---|---|
 //! | `mod.rs` | what asks ([`Trigger`]), what came of it ([`Outcome`]), why a write failed ([`WriteError`]) |
-//! | `writer.rs` | the command queue and the task that serves it ([`Writer`]) |
-//! | `persist.rs` | applying a mutation to the file on disk, atomic writes, pending markers |
+//! | `writer.rs` | the command queue and the task that serves it ([`Writer`]); pending markers |
+//! | `persist.rs` | applying a mutation to the file on disk, atomic writes |
 //!
 //! Speaks no API dialect: a [`WriteError`] says what went wrong, and the admin API decides the
 //! status and code it is answered with.
@@ -30,10 +30,10 @@ mod writer;
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::policy::{CompileOptions, PolicyError};
+use crate::policy::{CompileOptions, PolicyError, PolicyFile};
 
-pub use persist::{pending_connection_id, write_atomically};
-pub use writer::Writer;
+pub use persist::write_atomically;
+pub use writer::{Writer, pending_connection_id};
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,10 @@ pub enum Outcome {
     /// The new version is invalid; the current generation keeps serving.
     Failed { error: String },
 }
+
+/// A change to the policy file, applied by the writer to the freshest version of it. `false`
+/// means the change refused itself (its own error is in the caller's slot): nothing is written.
+type Mutation = Box<dyn FnOnce(&mut PolicyFile) -> bool + Send>;
 
 /// Why an admin write (or a pending marker) was not applied. Nothing was written or published.
 #[derive(Debug, thiserror::Error)]

@@ -1,22 +1,14 @@
 //! Persistence of the policy file: applying a mutation to the version on disk (hand edits are
-//! the base, never overwritten), validating the whole result, writing it atomically, and the
-//! pending markers the data plane sees, each persisted as one mutation.
+//! the base, never overwritten), validating the whole result, and writing it atomically.
 //!
 //! Blocking file I/O: called on blocking threads by the writer task, never on a runtime worker.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
-use super::writer::{Mutation, Writer};
-use super::{WriteError, compile_options};
+use super::{Mutation, WriteError, compile_options};
 use crate::config::Config;
 use crate::config::load::sha256_hex;
-use crate::policy::{
-    Connection, ConnectionStatus, Located, PolicyError, Snapshot, parse_policy, render_policy,
-};
-use crate::state::{PendingSeen, Shared};
+use crate::policy::{PolicyError, Snapshot, parse_policy, render_policy};
 
 /// What a mutation wrote.
 pub(super) struct Written {
@@ -112,58 +104,5 @@ pub(super) fn remove_stale_temp_files(path: &Path) {
             tracing::info!(file = %e.path().display(), "removing a temporary file left by an interrupted write");
             let _ = std::fs::remove_file(e.path());
         }
-    }
-}
-
-/// The connection id a marker seen without one is recorded under (docs/contract.md §3 makes a connection's
-/// `id` its VPC endpoint id, which a bare marker does not carry).
-pub fn pending_connection_id(marker_id: u64) -> String {
-    format!("marker-{marker_id}")
-}
-
-/// Persist newly seen pending markers, one mutation each, through the writer.
-pub(super) async fn persist_pending(
-    mut rx: mpsc::Receiver<PendingSeen>,
-    shared: Arc<Shared>,
-    writer: Writer,
-) {
-    while let Some(seen) = rx.recv().await {
-        let PendingSeen {
-            service_id,
-            marker_id,
-            first_seen,
-        } = seen.clone();
-        let result = writer
-            .mutate(move |file| {
-                let Some(svc) = file
-                    .endpoint_services
-                    .iter_mut()
-                    .find(|s| *s.id.get() == service_id)
-                else {
-                    return Ok::<(), std::convert::Infallible>(());
-                };
-                if svc
-                    .connections
-                    .iter()
-                    .any(|c| *c.marker_id.get() == marker_id)
-                {
-                    return Ok(());
-                }
-                svc.connections.push(Connection {
-                    id: Located::new(pending_connection_id(marker_id)),
-                    marker_id: Located::new(marker_id),
-                    domain_id: None,
-                    status: Located::new(ConnectionStatus::PendingAcceptance.as_str().to_owned()),
-                    created_at: Some(first_seen.clone()),
-                    updated_at: Some(first_seen),
-                    description: None,
-                });
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, service_id = seen.service_id, marker_id = seen.marker_id, "cannot persist the pending connection");
-        }
-        shared.forget_pending(&seen.service_id, seen.marker_id);
     }
 }

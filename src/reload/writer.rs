@@ -10,16 +10,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use super::persist::{self, remove_stale_temp_files};
-use super::{Outcome, Trigger, WriteError, restart_needed};
+use super::{Mutation, Outcome, Trigger, WriteError, restart_needed};
 use crate::config::Config;
 use crate::config::load::{ConfigError, Fingerprint, Loaded};
 use crate::metrics::ReloadFile;
-use crate::policy::PolicyFile;
-use crate::state::{LastReload, Shared};
-
-/// A change to the policy file, applied by the writer to the freshest version of it. `false`
-/// means the change refused itself (its own error is in the caller's slot): nothing is written.
-pub(super) type Mutation = Box<dyn FnOnce(&mut PolicyFile) -> bool + Send>;
+use crate::policy::{Connection, ConnectionStatus, Located, PolicyFile};
+use crate::state::{LastReload, PendingSeen, Shared};
 
 enum Command {
     Reload {
@@ -57,11 +53,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer { tx };
         if let Some(pending) = shared.take_pending_queue() {
-            tokio::spawn(persist::persist_pending(
-                pending,
-                shared.clone(),
-                writer.clone(),
-            ));
+            tokio::spawn(persist_pending(pending, shared.clone(), writer.clone()));
         }
         tokio::spawn(run(rx, shared, config_path));
         writer
@@ -300,4 +292,53 @@ pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// The connection id a marker seen without one is recorded under (docs/contract.md §3 makes a connection's
+/// `id` its VPC endpoint id, which a bare marker does not carry).
+pub fn pending_connection_id(marker_id: u64) -> String {
+    format!("marker-{marker_id}")
+}
+
+/// Persist newly seen pending markers, one mutation each, through the writer.
+async fn persist_pending(mut rx: mpsc::Receiver<PendingSeen>, shared: Arc<Shared>, writer: Writer) {
+    while let Some(seen) = rx.recv().await {
+        let PendingSeen {
+            service_id,
+            marker_id,
+            first_seen,
+        } = seen.clone();
+        let result = writer
+            .mutate(move |file| {
+                let Some(svc) = file
+                    .endpoint_services
+                    .iter_mut()
+                    .find(|s| *s.id.get() == service_id)
+                else {
+                    return Ok::<(), std::convert::Infallible>(());
+                };
+                if svc
+                    .connections
+                    .iter()
+                    .any(|c| *c.marker_id.get() == marker_id)
+                {
+                    return Ok(());
+                }
+                svc.connections.push(Connection {
+                    id: Located::new(pending_connection_id(marker_id)),
+                    marker_id: Located::new(marker_id),
+                    domain_id: None,
+                    status: Located::new(ConnectionStatus::PendingAcceptance.as_str().to_owned()),
+                    created_at: Some(first_seen.clone()),
+                    updated_at: Some(first_seen),
+                    description: None,
+                });
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, service_id = seen.service_id, marker_id = seen.marker_id, "cannot persist the pending connection");
+        }
+        shared.forget_pending(&seen.service_id, seen.marker_id);
+    }
 }
