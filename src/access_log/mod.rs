@@ -30,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-pub use json::Record;
+pub use json::{Record, write_line};
 pub use writer::Dropped;
 use writer::Queue;
 
