@@ -31,7 +31,8 @@
 //! Process glue:
 //! - [`app`] — composition root: bound listeners in, running [`app::App`] out.
 //! - [`cli`] — command-line definitions; [`signals`], [`logging`] — for `main`.
-//! - [`query`] — query-string decoding; [`time`] — RFC 3339 timestamps.
+//! - [`query`] — query-string decoding; [`time`] — RFC 3339 timestamps; [`ipfmt`] — the one
+//!   hot-path IPv4 formatter.
 #![forbid(unsafe_code)]
 
 pub mod access_log;
@@ -43,6 +44,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod ipfmt;
 pub mod logging;
 pub mod metrics;
 pub mod policy;

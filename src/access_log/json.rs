@@ -194,43 +194,9 @@ fn write_f64(x: f64, out: &mut Vec<u8>) {
     }
 }
 
-/// Decimal digits of `n` (below 100,000) at `buf[len..]`; returns the new length.
-fn put_decimal(buf: &mut [u8; 21], mut len: usize, n: u32) -> usize {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        buf[len] = d;
-        len += 1;
-    }
-    len
-}
-
-/// `a.b.c.d` (and `:port`) into a stack buffer, then one append.
+/// `a.b.c.d` (and `:port`) through the one IPv4 formatter, then one append.
 fn write_ipv4(ip: Ipv4Addr, port: Option<u16>, out: &mut Vec<u8>) {
-    // "255.255.255.255:65535" is 21 bytes.
-    let mut buf = [0u8; 21];
-    let mut len = 0;
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf[len] = b'.';
-            len += 1;
-        }
-        len = put_decimal(&mut buf, len, u32::from(octet));
-    }
-    if let Some(port) = port {
-        buf[len] = b':';
-        len = put_decimal(&mut buf, len + 1, u32::from(port));
-    }
-    out.extend_from_slice(&buf[..len]);
+    out.extend_from_slice(crate::ipfmt::Ipv4Text::new(ip, port).as_bytes());
 }
 
 /// As `Display`; IPv6 goes through `Display` itself (zero compression is not worth redoing).

@@ -144,30 +144,14 @@ pub fn set_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue, peer_tru
 /// An IP address as a header value, in its `Display` form (dotted quad, or RFC 5952 IPv6).
 ///
 /// # Performance
-/// IPv4 — the common case — is written digit by digit into a stack buffer: no formatter, one copy.
+/// IPv4 — the common case — is written into a stack buffer ([`crate::ipfmt`]): no formatter, one copy.
 pub fn ip_value(ip: IpAddr) -> HeaderValue {
     let v6;
-    let mut buf = [0u8; 15];
+    let v4;
     let bytes: &[u8] = match ip {
         IpAddr::V4(a) => {
-            let mut n = 0;
-            for (i, octet) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[n] = b'.';
-                    n += 1;
-                }
-                if octet >= 100 {
-                    buf[n] = b'0' + octet / 100;
-                    n += 1;
-                }
-                if octet >= 10 {
-                    buf[n] = b'0' + octet / 10 % 10;
-                    n += 1;
-                }
-                buf[n] = b'0' + octet % 10;
-                n += 1;
-            }
-            &buf[..n]
+            v4 = crate::ipfmt::Ipv4Text::new(a, None);
+            v4.as_bytes()
         }
         IpAddr::V6(a) => {
             v6 = a.to_string();
