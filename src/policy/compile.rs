@@ -9,10 +9,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::compiled::{ConnRef, Counts, ProjectInfo, Rules, Source};
 use super::file::{ConnectionStatus, EndpointService, PolicyFile, TrustedIp, VpcepSettings};
 use super::iprange::parse_ip_range;
 use super::iptable::{IpTable, Rights, TableEntry};
-use super::snapshot::{ConnRef, Counts, ProjectInfo, Rules, Source};
 use super::{IdKind, Located, PolicyError, Pos, validate};
 
 /// Validates and compiles the tenants: `enterprise_id` → index, and one rules set per tenant.

@@ -5,8 +5,8 @@
 //! mode, logging, metrics or responses — the caller does those with the returned reason, and
 //! persists `Decision::pending`. No I/O, no clock, no allocation.
 
+use super::compiled::{ConnRef, Rules, Source};
 use super::file::ConnectionStatus;
-use super::snapshot::{ConnRef, Rules, Source};
 use super::{
     Decision, DenyReason, Facts, Outcome, PendingConnection, Rights, Scope, Snapshot, TenantRef,
     VpcepRef,

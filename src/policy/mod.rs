@@ -14,6 +14,7 @@
 //! | `iprange.rs` | the `ip_range` grammar, IPv4-mapped normalisation |
 //! | `iptable.rs` | [`IpTable`] interval sets with rights |
 //! | `compile.rs` | docs/contract.md §3 validation, compiling each rules set |
+//! | `compiled.rs` | the compiled records (rules sets, projects, connections, counts) |
 //! | `snapshot.rs` | the compiled [`Snapshot`] and its lookups |
 //! | `decide.rs` | the docs/contract.md §4 check order |
 //!
@@ -22,6 +23,7 @@
 //! No I/O, no clock, no logging, no metrics (docs/design.md §2.1).
 
 mod compile;
+mod compiled;
 mod decide;
 mod error;
 mod file;
