@@ -14,8 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vpcguard::proxy_protocol::builder::{V2Builder, v1};
 
-const A: &str = "389efb76b1354e4482eabeed00000000";
-const B: &str = "tenant-b";
+use common::{TENANT as A, TENANT_B as B};
 
 /// Tenant A: only via endpoint `vpce-0aws1` or the marker-resolved `705290f3-…`; IPs 10.1/16
 /// (view+download) and 192.0.2.0/24 (everything). Tenant B: no vpcep requirement, 198.51.100.7

@@ -26,8 +26,7 @@ use common::admin::{AdminHarness, AdminResponse, flat_code, nested_code};
 use common::upstream::Upstream;
 use common::{READ_TOKEN, TestProxy, WRITE_TOKEN, admin_block, config_plain, within};
 
-const A: &str = "389efb76b1354e4482eabeed00000000";
-const B: &str = "tenant-b";
+use common::{TENANT as A, TENANT_B as B};
 const PROJECT: &str = "0f6c3a1e9b2d4c7f8a5e1d3b6c9f2a4e";
 const CONN: &str = "705290f3-0d00-41f2-aedc-71f09844e879";
 const SVC: &str = "/v1/p1/vpc-endpoint-services/svc-1";

@@ -7,9 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::upstream::Upstream;
-use common::{OPEN_POLICY, TestProxy, config_tls};
-
-const STATIC_TENANT: &str = "tenant:\n  - static: \"389efb76b1354e4482eabeed00000000\"\n";
+use common::{OPEN_POLICY, STATIC_TENANT, TestProxy, config_tls};
 
 async fn run(cmd: &'static str, args: Vec<String>) -> (bool, String, String) {
     tokio::task::spawn_blocking(move || {

@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::upstream::Upstream;
-use common::{WRITE_TOKEN, within};
+use common::{TENANT, WRITE_TOKEN, within};
 use tokio::sync::Notify;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vpcguard");
-const TENANT: &str = "389efb76b1354e4482eabeed00000000";
 
 /// Start the binary on `config`; returns it and its admin address (read from the startup log).
 async fn start(config: &std::path::Path) -> (Child, std::net::SocketAddr) {

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::upstream::{self, Upstream};
-use common::{OPEN_POLICY, TENANT, TestProxy, config_plain, config_tls, error_code, within};
+use common::{
+    OPEN_POLICY, STATIC_TENANT, TENANT, TestProxy, config_plain, config_tls, error_code, within,
+};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const STATIC_TENANT: &str = "tenant:\n  - static: \"389efb76b1354e4482eabeed00000000\"\n";
 
 async fn tls_proxy(up: &Upstream, extra: &str) -> TestProxy {
     TestProxy::start(

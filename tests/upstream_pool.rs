@@ -8,12 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{OPEN_POLICY, TestProxy, admin_block, within};
+use common::{OPEN_POLICY, STATIC_TENANT, TestProxy, admin_block, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-
-const STATIC_TENANT: &str = "tenant:\n  - static: \"389efb76b1354e4482eabeed00000000\"\n";
 
 /// How the raw upstream answers each request.
 #[derive(Clone, Copy)]

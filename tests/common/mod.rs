@@ -73,6 +73,12 @@ pub const OPEN_POLICY: &str = "tenants:\n  - enterprise_id: 389efb76b1354e4482ea
 /// The tenant of [`OPEN_POLICY`].
 pub const TENANT: &str = "389efb76b1354e4482eabeed00000000";
 
+/// A second tenant, for tests that need two.
+pub const TENANT_B: &str = "tenant-b";
+
+/// A `tenant:` config block that puts every request in [`TENANT`].
+pub const STATIC_TENANT: &str = "tenant:\n  - static: \"389efb76b1354e4482eabeed00000000\"\n";
+
 /// A proxy running in-process on 127.0.0.1:0, with its config directory.
 pub struct TestProxy {
     pub app: App,
