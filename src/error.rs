@@ -15,6 +15,9 @@ use crate::body::{ProxyBody, full};
 /// log field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
+    /// 400 `VG.00040001`: the request is malformed or ambiguous (docs/contract.md §4.0: path,
+    /// host, header names), refused before it is judged.
+    BadRequest,
     /// 403 `VG.00040301`: the request did not come through an authorized VPC endpoint.
     VpcepNotAuthorized,
     /// 403 `VG.00040302`: the client IP is not in the trusted IP whitelist (also used when the
@@ -24,10 +27,16 @@ pub enum ErrorCode {
     RightNotGranted,
     /// 403 `VG.00040304`: the VPC endpoint connection has not been accepted.
     VpcepNotAccepted,
-    /// 403 `VG.00040305`: unknown tenant.
+    /// 403 `VG.00040305`: unknown tenant (also a bad or conflicting tenant claim).
     UnknownTenant,
+    /// 403 `VG.00040306`: the VPC endpoint connection belongs to another tenant.
+    VpcepWrongTenant,
+    /// 405 `VG.00040501`: `CONNECT` or `TRACE`.
+    MethodNotAllowed,
     /// 413 `VG.00041301`: request body larger than `limits.max_body_bytes`.
     BodyTooLarge,
+    /// 501 `VG.00050101`: a `Transfer-Encoding` other than `chunked`.
+    UnsupportedTransferCoding,
     /// 502 `VG.00050201`: the upstream could not be reached (refused, unroutable, connect timeout).
     UpstreamUnreachable,
     /// 502 `VG.00050202`: the upstream sent something that is not valid HTTP.
@@ -40,13 +49,17 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order (used by the docs-sync test).
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 14] = [
+        ErrorCode::BadRequest,
         ErrorCode::VpcepNotAuthorized,
         ErrorCode::IpNotTrusted,
         ErrorCode::RightNotGranted,
         ErrorCode::VpcepNotAccepted,
         ErrorCode::UnknownTenant,
+        ErrorCode::VpcepWrongTenant,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::BodyTooLarge,
+        ErrorCode::UnsupportedTransferCoding,
         ErrorCode::UpstreamUnreachable,
         ErrorCode::UpstreamInvalid,
         ErrorCode::Unavailable,
@@ -56,12 +69,16 @@ impl ErrorCode {
     /// The stable `error_code` wire string.
     pub fn as_str(self) -> &'static str {
         match self {
+            ErrorCode::BadRequest => "VG.00040001",
             ErrorCode::VpcepNotAuthorized => "VG.00040301",
             ErrorCode::IpNotTrusted => "VG.00040302",
             ErrorCode::RightNotGranted => "VG.00040303",
             ErrorCode::VpcepNotAccepted => "VG.00040304",
             ErrorCode::UnknownTenant => "VG.00040305",
+            ErrorCode::VpcepWrongTenant => "VG.00040306",
+            ErrorCode::MethodNotAllowed => "VG.00040501",
             ErrorCode::BodyTooLarge => "VG.00041301",
+            ErrorCode::UnsupportedTransferCoding => "VG.00050101",
             ErrorCode::UpstreamUnreachable => "VG.00050201",
             ErrorCode::UpstreamInvalid => "VG.00050202",
             ErrorCode::Unavailable => "VG.00050301",
@@ -72,11 +89,15 @@ impl ErrorCode {
     /// The HTTP status this code is answered with.
     pub fn status(self) -> StatusCode {
         match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::VpcepNotAuthorized
             | ErrorCode::IpNotTrusted
             | ErrorCode::RightNotGranted
             | ErrorCode::VpcepNotAccepted
-            | ErrorCode::UnknownTenant => StatusCode::FORBIDDEN,
+            | ErrorCode::UnknownTenant
+            | ErrorCode::VpcepWrongTenant => StatusCode::FORBIDDEN,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UpstreamUnreachable | ErrorCode::UpstreamInvalid => StatusCode::BAD_GATEWAY,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,6 +108,7 @@ impl ErrorCode {
     /// The fixed `error_msg` (docs/contract.md §5). Never contains request data.
     pub fn message(self) -> &'static str {
         match self {
+            ErrorCode::BadRequest => "Bad request: the request is malformed or ambiguous.",
             ErrorCode::VpcepNotAuthorized => {
                 "Access denied: the request did not come through an authorized VPC endpoint."
             }
@@ -100,7 +122,12 @@ impl ErrorCode {
                 "Access denied: the VPC endpoint connection has not been accepted."
             }
             ErrorCode::UnknownTenant => "Access denied: unknown tenant.",
+            ErrorCode::VpcepWrongTenant => {
+                "Access denied: the VPC endpoint connection belongs to another tenant."
+            }
+            ErrorCode::MethodNotAllowed => "Method not allowed.",
             ErrorCode::BodyTooLarge => "Request body too large.",
+            ErrorCode::UnsupportedTransferCoding => "Not implemented: unsupported transfer coding.",
             ErrorCode::UpstreamUnreachable => {
                 "Bad gateway: the upstream service could not be reached."
             }

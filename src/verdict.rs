@@ -2,8 +2,8 @@
 //! it", shared by the data plane, its self check (docs/contract.md §7.1), `vpcguard explain` (docs/contract.md §1) and
 //! the admin API's `GET /v1/vpcep-authorization` (docs/contract.md §7), so all four judge alike:
 //!
-//! - [`facts`] — the one builder of [`Facts`] from a [`Described`] request (tenant rules, right,
-//!   client IP normalisation);
+//! - [`claim`] — the tenant the config's rules claim for a request; [`facts`] — the one builder of
+//!   [`Facts`] from a [`Described`] request (right, client IP normalisation);
 //! - [`deny_code`] — the one mapping from a [`DenyReason`] to its wire [`ErrorCode`];
 //! - [`decision_json`] — the one renderer of a [`Decision`] as the seed's self-check body;
 //! - [`explain`] — the CLI's decision plus the rule that matched.
@@ -18,58 +18,63 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, Loaded};
 use crate::error::ErrorCode;
-use crate::identity::tenant::{TenantHint, resolve_tenant};
+use crate::identity::tenant::{TenantClaim, TenantError, resolve_tenant};
 use crate::policy::{self, Decision, DenyReason, Facts, Outcome, Scope, TenantRef, VpcepRef};
 
-/// Where a described request's tenant comes from.
-#[derive(Debug, Clone, Copy)]
-pub enum TenantSource<'a> {
-    /// Named outright: `explain --tenant`, the admin check's `enterprise_id`/`project_id`, the
-    /// self check's `enterprise_id`.
-    Given(TenantRef<'a>),
-    /// Found by the config's `tenant:` rules in the request's headers, host and path.
-    Rules {
-        headers: &'a HeaderMap,
-        /// The `Host` header, or the HTTP/2 `:authority`.
-        host: Option<&'a str>,
-    },
-}
-
-/// A request as the verdict sees it: read off a real request by the data plane, or told by the
-/// CLI and the admin API.
+/// A request as the verdict sees it: read off a real (canonical) request by the data plane, or
+/// told by the CLI and the admin API.
 #[derive(Debug, Clone, Copy)]
 pub struct Described<'a> {
     pub method: &'a Method,
-    /// The path the routes and the tenant path rules see.
+    /// The canonical path the routes see.
     pub path: &'a str,
     pub client_ip: IpAddr,
     pub vpcep: Option<VpcepRef<'a>>,
-    pub tenant: TenantSource<'a>,
+    /// Named outright (`explain --tenant`, the admin check, the self check's `enterprise_id`),
+    /// or what [`claim`] found.
+    pub tenant: TenantRef<'a>,
 }
 
-/// The [`Facts`] `decide` judges for `req` under `config`: the tenant (given, or the first
-/// `tenant:` rule that yields), the client IP in canonical form (IPv4-mapped → IPv4), the
-/// endpoint, and the right the config's `routes` give the method on the path.
+/// What the config's `tenant:` rules claim for a request's headers, host (`Host` or the HTTP/2
+/// `:authority`) and canonical path; an unusable or conflicting claim is a refusal
+/// (docs/contract.md §4 "Tenant").
+pub fn claim<'a>(
+    config: &'a Config,
+    headers: &'a HeaderMap,
+    host: Option<&'a str>,
+    path: &'a str,
+) -> Result<TenantClaim<'a>, TenantError> {
+    resolve_tenant(&config.tenant, headers, host, path)
+}
+
+/// The [`Facts`] `decide` judges for `req` under `config`: the tenant, the client IP in
+/// canonical form (IPv4-mapped → IPv4), the endpoint, and the right the config's `routes` give
+/// the method on the path.
 ///
 /// # Performance
 /// On the request path: no allocation.
 pub fn facts<'a>(config: &'a Config, req: &Described<'a>) -> Facts<'a> {
-    let tenant = match req.tenant {
-        TenantSource::Given(t) => t,
-        TenantSource::Rules { headers, host } => {
-            match resolve_tenant(&config.tenant, headers, host, req.path) {
-                Some(TenantHint::Tenant(t)) => TenantRef::Tenant(t),
-                Some(TenantHint::Project(p)) => TenantRef::Project(p),
-                None => TenantRef::None,
-            }
-        }
-    };
     Facts {
         client_ip: req.client_ip.to_canonical(),
-        tenant,
+        tenant: req.tenant,
         vpcep: req.vpcep,
         right: config.routes.right_for(req.method, req.path),
     }
+}
+
+/// The self-check body for a request refused before a decision (an unusable tenant claim):
+/// `Deny` with `code`, as [`decision_json`] renders a denial.
+pub fn refusal_json(code: ErrorCode, asked_tenant: Option<&str>) -> Value {
+    json!({
+        "status": "ok",
+        "data": {
+            "enterprise_id": asked_tenant,
+            "vpcep_id": Value::Null,
+            "result": "Deny",
+            "config": false,
+            "reason": code.as_str(),
+        }
+    })
 }
 
 /// The endpoint a caller names: an id (preferred) or a marker.
@@ -85,6 +90,8 @@ pub fn vpcep_ref(id: Option<&str>, marker: Option<u64>) -> Option<VpcepRef<'_>> 
 pub fn deny_code(reason: DenyReason) -> ErrorCode {
     match reason {
         DenyReason::VpcepNotAccepted => ErrorCode::VpcepNotAccepted,
+        DenyReason::VpcepWrongTenant => ErrorCode::VpcepWrongTenant,
+        DenyReason::TenantConflict => ErrorCode::UnknownTenant,
         DenyReason::UnknownTenant => ErrorCode::UnknownTenant,
         DenyReason::VpcepNotAuthorized => ErrorCode::VpcepNotAuthorized,
         DenyReason::IpNotTrusted => ErrorCode::IpNotTrusted,
@@ -127,7 +134,7 @@ pub fn explain(
         path,
         client_ip: ip,
         vpcep: vpcep_ref(vpcep, marker),
-        tenant: TenantSource::Given(TenantRef::Tenant(tenant)),
+        tenant: TenantRef::Tenant(tenant),
     };
     let facts = facts(&loaded.config, &req);
     let right = facts.right;
@@ -186,6 +193,18 @@ mod tests {
                 "unknown_tenant",
                 "Access denied: unknown tenant.",
             ),
+            (
+                TenantConflict,
+                "VG.00040305",
+                "tenant_conflict",
+                "Access denied: unknown tenant.",
+            ),
+            (
+                VpcepWrongTenant,
+                "VG.00040306",
+                "vpcep_wrong_tenant",
+                "Access denied: the VPC endpoint connection belongs to another tenant.",
+            ),
         ];
         assert_eq!(CASES.len(), DenyReason::ALL.len());
         for &(reason, code, label, msg) in CASES {
@@ -198,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn facts_given_tenant_ignores_rules_and_canonicalises_ip() {
+    fn facts_canonicalise_ip_and_claim_reads_the_rules() {
         let config = crate::config::parse(
             "tenant:\n  - { header: x-domain-id }\n",
             std::path::Path::new("/tmp/vpcguard.yaml"),
@@ -206,24 +225,18 @@ mod tests {
         .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("x-domain-id", "from-header".parse().unwrap());
+        let claimed = claim(&config, &headers, None, "/").unwrap();
+        assert_eq!(claimed.as_ref(), TenantRef::Tenant("from-header"));
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        let by_rules = Described {
+        let req = Described {
             method: &Method::GET,
             path: "/",
             client_ip: mapped,
             vpcep: None,
-            tenant: TenantSource::Rules {
-                headers: &headers,
-                host: None,
-            },
+            tenant: claimed.as_ref(),
         };
-        let f = facts(&config, &by_rules);
-        assert_eq!(f.tenant, TenantRef::Tenant("from-header"));
+        let f = facts(&config, &req);
         assert_eq!(f.client_ip, "10.0.0.1".parse::<IpAddr>().unwrap());
-        let given = Described {
-            tenant: TenantSource::Given(TenantRef::Tenant("given")),
-            ..by_rules
-        };
-        assert_eq!(facts(&config, &given).tenant, TenantRef::Tenant("given"));
+        assert_eq!(f.tenant, TenantRef::Tenant("from-header"));
     }
 }

@@ -37,8 +37,8 @@ endpoint_services:
   - id: svc-1
     approval_required: true
     connections:
-      - { id: 705290f3-0d00-41f2-aedc-71f09844e879, marker_id: 111, domain_id: 6e9dfd51d1124e8d8498dce894923a0d, status: accepted }
-      - { id: vpce-rejected, marker_id: 222, domain_id: 6e9dfd51d1124e8d8498dce894923a0d, status: rejected }
+      - { id: 705290f3-0d00-41f2-aedc-71f09844e879, marker_id: 111, domain_id: 389efb76b1354e4482eabeed00000000, status: accepted }
+      - { id: vpce-rejected, marker_id: 222, domain_id: 389efb76b1354e4482eabeed00000000, status: rejected }
 "#;
 
 fn config(up: SocketAddr, extra: &str) -> String {

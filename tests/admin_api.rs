@@ -54,7 +54,7 @@ endpoint_services:
   - id: svc-1
     approval_required: true
     connections:
-      - { id: 705290f3-0d00-41f2-aedc-71f09844e879, marker_id: 111, domain_id: 6e9dfd51d1124e8d8498dce894923a0d, status: accepted, created_at: "2022-04-14T09:35:47Z", updated_at: "2022-04-14T09:36:47Z" }
+      - { id: 705290f3-0d00-41f2-aedc-71f09844e879, marker_id: 111, domain_id: 389efb76b1354e4482eabeed00000000, status: accepted, created_at: "2022-04-14T09:35:47Z", updated_at: "2022-04-14T09:36:47Z" }
       - { id: vpce-pending, marker_id: 222, status: pendingAcceptance }
 "#;
 
@@ -631,7 +631,7 @@ async fn connections_list_filters_and_invalid_requests_answer_nested_seed_codes(
     assert_eq!(
         r.json(),
         json!({"connections": [
-            {"id": CONN, "marker_id": 111, "domain_id": "6e9dfd51d1124e8d8498dce894923a0d",
+            {"id": CONN, "marker_id": 111, "domain_id": A,
              "status": "accepted", "created_at": "2022-04-14T09:35:47Z",
              "updated_at": "2022-04-14T09:36:47Z", "description": ""},
             {"id": "vpce-pending", "marker_id": 222, "domain_id": "", "status": "pendingAcceptance",

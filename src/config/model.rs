@@ -10,12 +10,13 @@ use http::HeaderName;
 use http::uri::{Authority, Scheme};
 
 use super::raw;
+use crate::identity::canonical::PathRules;
 use crate::identity::client_ip::{ClientIpConfig, NetList};
 use crate::identity::routes::Routes;
 use crate::identity::tenant::TenantRule;
 use crate::proxy_protocol::TlvRule;
 
-pub use raw::{LogFormat, Mode, ProxyProtocolMode, Role, TlsVersion};
+pub use raw::{LogFormat, Mode, ProxyProtocolMode, Role, TlsVersion, Underscores};
 
 /// The whole validated configuration.
 #[derive(Debug)]
@@ -30,11 +31,24 @@ pub struct Config {
     pub tenant: Vec<TenantRule>,
     pub policy: PolicySettings,
     pub routes: Routes,
+    pub requests: Requests,
     /// Path answered by the proxy itself (docs/contract.md §7.1); `None` disables it.
     pub self_check_path: Option<String>,
     pub identity_headers: bool,
     pub limits: Limits,
     pub log: Log,
+}
+
+/// `requests:`: how a request is canonicalised before it is judged (docs/contract.md §4.0).
+#[derive(Debug, Clone)]
+pub struct Requests {
+    /// `merge_slashes` and `escaped_slashes`.
+    pub path: PathRules,
+    /// `path_case: insensitive` (already applied to the route and tenant patterns).
+    pub path_case_insensitive: bool,
+    pub headers_with_underscores: Underscores,
+    /// Lower-cased `Upgrade` protocol tokens passed through (default `websocket`).
+    pub upgrades: Vec<String>,
 }
 
 /// `listen:`

@@ -28,6 +28,8 @@ pub struct File {
     #[serde(default)]
     pub policy: Policy,
     pub routes: Option<Vec<Spanned<Route>>>,
+    #[serde(default)]
+    pub requests: Requests,
     #[serde(default = "default_self_check_path")]
     pub self_check_path: Option<Spanned<String>>,
     pub identity_headers: Option<bool>,
@@ -227,6 +229,54 @@ pub struct Route {
     pub path: Option<String>,
     pub methods: Option<Vec<String>>,
     pub right: String,
+}
+
+/// `requests:` (docs/contract.md §4.0)
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requests {
+    pub merge_slashes: Option<bool>,
+    pub escaped_slashes: Option<EscapedSlashes>,
+    pub path_case: Option<PathCase>,
+    pub headers_with_underscores: Option<Underscores>,
+    pub upgrades: Option<Vec<Spanned<String>>>,
+}
+
+/// `requests.escaped_slashes`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscapedSlashes {
+    /// 400 `VG.00040001`.
+    #[default]
+    Reject,
+    /// `%2F` / `%5C` become `/`.
+    Unescape,
+    /// Kept as escapes.
+    Keep,
+}
+
+/// `requests.path_case`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathCase {
+    /// Pattern literals compare byte for byte.
+    #[default]
+    Sensitive,
+    /// Pattern literals compare ASCII case-insensitively.
+    Insensitive,
+}
+
+/// `requests.headers_with_underscores`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Underscores {
+    /// Removed from the request (nginx's `underscores_in_headers off`).
+    #[default]
+    Drop,
+    /// 400 `VG.00040001`.
+    Reject,
+    /// Passed on.
+    Allow,
 }
 
 /// `limits:`

@@ -10,6 +10,7 @@
 //! - [`tenant`]: tenant resolution rules.
 //! - [`routes`]: the right a request needs.
 
+pub mod canonical;
 pub mod client_ip;
 pub mod pattern;
 pub mod routes;

@@ -170,9 +170,14 @@ pub(super) fn invalid_segment(part: &str) -> PatternError {
     }
 }
 
-/// Byte equality modulo percent-encoding of unreserved characters and hex case (RFC 3986 §6.2.2).
-pub(super) fn equivalent(a: &[u8], b: &[u8]) -> bool {
-    Units::new(a).eq(Units::new(b))
+/// Byte equality modulo percent-encoding of unreserved characters and hex case (RFC 3986 §6.2.2),
+/// and with `fold` modulo ASCII case.
+pub(super) fn equivalent(a: &[u8], b: &[u8], fold: bool) -> bool {
+    let folded = |u: Unit| match (fold, u) {
+        (true, Unit::Plain(c)) => Unit::Plain(c.to_ascii_lowercase()),
+        (_, u) => u,
+    };
+    Units::new(a).map(folded).eq(Units::new(b).map(folded))
 }
 
 /// One character of a path segment after RFC 3986 §6.2.2 normalisation.

@@ -62,6 +62,20 @@ impl Routes {
         ])
     }
 
+    /// The same table with every path pattern's literals compared ASCII case-insensitively when
+    /// `fold` (`requests.path_case: insensitive`).
+    pub fn fold_case(self, fold: bool) -> Self {
+        Self(
+            self.0
+                .into_iter()
+                .map(|r| Route {
+                    path: r.path.map(|p| p.fold_case(fold)),
+                    ..r
+                })
+                .collect(),
+        )
+    }
+
     /// The routes in priority order.
     pub fn as_slice(&self) -> &[Route] {
         &self.0

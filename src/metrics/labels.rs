@@ -42,11 +42,17 @@ pub enum RequestReason {
     BadForwardingHeader,
     /// A trusted proxy's VPC endpoint header did not parse (fail closed as `vpcep_not_authorized`).
     BadVpcepHeader,
+    /// The connection's `domain_id` is another tenant (`VG.00040306`).
+    VpcepWrongTenant,
+    /// A tenant rule's source is present but unusable (`VG.00040305`).
+    BadTenant,
+    /// Two tenant rules name different tenants (`VG.00040305`).
+    TenantConflict,
 }
 
 impl RequestReason {
     /// Every value; every one but `None` is a deny reason.
-    pub const ALL: [RequestReason; 8] = [
+    pub const ALL: [RequestReason; 11] = [
         Self::None,
         Self::VpcepNotAccepted,
         Self::UnknownTenant,
@@ -55,6 +61,9 @@ impl RequestReason {
         Self::RightNotGranted,
         Self::BadForwardingHeader,
         Self::BadVpcepHeader,
+        Self::VpcepWrongTenant,
+        Self::BadTenant,
+        Self::TenantConflict,
     ];
     /// The label value (also the access log's `reason`).
     pub fn as_str(self) -> &'static str {
@@ -67,6 +76,9 @@ impl RequestReason {
             Self::RightNotGranted => "right_not_granted",
             Self::BadForwardingHeader => "bad_forwarding_header",
             Self::BadVpcepHeader => "bad_vpcep_header",
+            Self::VpcepWrongTenant => "vpcep_wrong_tenant",
+            Self::BadTenant => "bad_tenant",
+            Self::TenantConflict => "tenant_conflict",
         }
     }
     /// The deny reasons, in label order.
@@ -79,6 +91,8 @@ impl From<DenyReason> for RequestReason {
     fn from(r: DenyReason) -> Self {
         match r {
             DenyReason::VpcepNotAccepted => Self::VpcepNotAccepted,
+            DenyReason::VpcepWrongTenant => Self::VpcepWrongTenant,
+            DenyReason::TenantConflict => Self::TenantConflict,
             DenyReason::UnknownTenant => Self::UnknownTenant,
             DenyReason::VpcepNotAuthorized => Self::VpcepNotAuthorized,
             DenyReason::IpNotTrusted => Self::IpNotTrusted,
@@ -152,6 +166,44 @@ impl ReloadFile {
             Self::Config => "config",
             Self::Policy => "policy",
             Self::Tls => "tls",
+        }
+    }
+}
+
+/// `request_rejects_total{reason}`: a request refused as malformed or ambiguous before it was
+/// judged (docs/contract.md §4.0) — a protocol error, not an access decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestRejectReason {
+    /// The path: a raw `\`, `%00`, a bad escape, an escaped slash under `reject`, a climb above
+    /// the root, an ambiguous `..;` segment.
+    Path,
+    /// `Host` missing, repeated, or disagreeing with the target or `:authority`.
+    Host,
+    /// `CONNECT` or `TRACE`.
+    Method,
+    /// A `Transfer-Encoding` other than `chunked`.
+    TransferCoding,
+    /// A header name with `_` under `headers_with_underscores: reject`.
+    Header,
+}
+
+impl RequestRejectReason {
+    /// Every value.
+    pub const ALL: [RequestRejectReason; 5] = [
+        Self::Path,
+        Self::Host,
+        Self::Method,
+        Self::TransferCoding,
+        Self::Header,
+    ];
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Path => "path",
+            Self::Host => "host",
+            Self::Method => "method",
+            Self::TransferCoding => "transfer_coding",
+            Self::Header => "header",
         }
     }
 }

@@ -6,7 +6,9 @@
 
 mod labels;
 
-pub use labels::{DecisionLabel, RejectReason, ReloadFile, RequestReason, UpstreamErrorKind};
+pub use labels::{
+    DecisionLabel, RejectReason, ReloadFile, RequestReason, RequestRejectReason, UpstreamErrorKind,
+};
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -27,6 +29,8 @@ pub struct Metrics {
     pub connections_active: IntGauge,
     pub connections_total: IntCounter,
     pub connection_rejects_total: IntCounterVec,
+    /// Requests refused as malformed or ambiguous before they were judged (docs/contract.md §4.0).
+    pub request_rejects_total: IntCounterVec,
     pub config_reloads_total: IntCounterVec,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp_seconds: IntGauge,
@@ -156,6 +160,13 @@ impl Metrics {
                 "Client connections accepted.",
             ))?,
             connection_rejects_total,
+            request_rejects_total: IntCounterVec::new(
+                opts(
+                    "request_rejects_total",
+                    "Requests refused before they were judged (malformed or ambiguous), by reason.",
+                ),
+                &["reason"],
+            )?,
             config_reloads_total: IntCounterVec::new(
                 opts(
                     "config_reloads_total",
@@ -205,6 +216,7 @@ impl Metrics {
         reg.register(Box::new(m.connections_active.clone()))?;
         reg.register(Box::new(m.connections_total.clone()))?;
         reg.register(Box::new(m.connection_rejects_total.clone()))?;
+        reg.register(Box::new(m.request_rejects_total.clone()))?;
         reg.register(Box::new(m.config_reloads_total.clone()))?;
         reg.register(Box::new(m.config_last_reload_successful.clone()))?;
         reg.register(Box::new(
@@ -240,6 +252,11 @@ impl Metrics {
         }
         for r in RejectReason::ALL {
             self.connection_rejects_total
+                .with_label_values(&[r.as_str()])
+                .reset();
+        }
+        for r in RequestRejectReason::ALL {
+            self.request_rejects_total
                 .with_label_values(&[r.as_str()])
                 .reset();
         }
@@ -279,6 +296,13 @@ impl Metrics {
         if let Some(c) = self.resolved.rejects.get(reason as usize) {
             c.inc();
         }
+    }
+
+    /// Count one request refused before it was judged. Rare: the family's label lookup is fine.
+    pub fn count_request_reject(&self, reason: RequestRejectReason) {
+        self.request_rejects_total
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 
     /// Count one upstream failure.

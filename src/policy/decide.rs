@@ -20,19 +20,26 @@ use super::{
 /// 1. arrived through an endpoint whose connection is not `accepted` → `VpcepNotAccepted`
 ///    (an unknown marker while some service has `approval_required` is reported in
 ///    `Decision::pending` for the caller to record as `pendingAcceptance`);
-/// 2. tenant unknown → `UnknownTenant`, or `Allow` with no rules when `unknown_tenant: allow`;
-/// 3. rules = the project's when it has `project_level: true`, else the tenant's;
-/// 4. `vpcep.enabled` and not through one of the rules' endpoints → `VpcepNotAuthorized`;
-/// 5. `trusted_ips` non-empty and no entry contains the client IP → `IpNotTrusted`;
-/// 6. entries contain it but none grants the right → `RightNotGranted`;
-/// 7. `Allow`.
+/// 2. the connection has a `domain_id` and the request's tenant is another → `VpcepWrongTenant`;
+///    a project named beside a tenant that does not own it → `TenantConflict`;
+/// 3. tenant unknown → `UnknownTenant`, or `Allow` with no rules when `unknown_tenant: allow`;
+/// 4. rules = the project's when it has `project_level: true`, else the tenant's;
+/// 5. `vpcep.enabled` and not through one of the rules' endpoints → `VpcepNotAuthorized`;
+/// 6. `trusted_ips` non-empty and no entry contains the client IP → `IpNotTrusted`;
+/// 7. entries contain it but none grants the right → `RightNotGranted`;
+/// 8. `Allow`.
 ///
 /// # Performance
 /// Hash lookups for tenant, project, connection and endpoint; one O(log n) interval search for the
 /// IP. No allocation.
 pub fn decide<'a>(snap: &'a Snapshot, facts: &Facts<'a>) -> Decision<'a> {
     let arrival = resolve_vpcep(snap, facts.vpcep);
-    let (tenant, project, rules) = resolve_rules(snap, facts.tenant);
+    let Resolved {
+        tenant,
+        project,
+        rules,
+        conflict,
+    } = resolve_rules(snap, facts.tenant);
     let hit = rules
         .filter(|r| r.has_ips)
         .and_then(|r| r.ips.lookup(facts.client_ip).map(|h| (r, h)));
@@ -50,11 +57,18 @@ pub fn decide<'a>(snap: &'a Snapshot, facts: &Facts<'a>) -> Decision<'a> {
         matched_ip_entry: hit.and_then(|(r, h)| snap.entry_id(r, h.entry_for(facts.right))),
         pending: arrival.pending,
     };
-    d.outcome = judge(snap, facts, &arrival, rules, hit.map(|(_, h)| h.rights));
+    d.outcome = match (conflict, arrival.domain_id, d.tenant) {
+        // 2. A connection made by one tenant admits none of another's requests; a known tenant
+        //    is required to tell (an unknown one is step 3's).
+        _ if arrival.not_accepted => Outcome::Deny(DenyReason::VpcepNotAccepted),
+        (_, Some(domain), Some(t)) if domain != t => Outcome::Deny(DenyReason::VpcepWrongTenant),
+        (true, _, _) => Outcome::Deny(DenyReason::TenantConflict),
+        _ => judge(snap, facts, &arrival, rules, hit.map(|(_, h)| h.rights)),
+    };
     d
 }
 
-/// Steps 1–7 over the resolved facts; first failure wins.
+/// Steps 1 and 3–8 over the resolved facts (step 2 is checked by the caller); first failure wins.
 fn judge(
     snap: &Snapshot,
     facts: &Facts<'_>,
@@ -66,14 +80,14 @@ fn judge(
     if arrival.not_accepted {
         return Outcome::Deny(DenyReason::VpcepNotAccepted);
     }
-    // 2. Unknown tenant: nothing to apply. `allow` means "not ours to police" (docs/contract.md §2).
+    // 3. Unknown tenant: nothing to apply. `allow` means "not ours to police" (docs/contract.md §2).
     let Some(rules) = rules else {
         return match snap.unknown_tenant_allow {
             true => Outcome::Allow,
             false => Outcome::Deny(DenyReason::UnknownTenant),
         };
     };
-    // 4. With VPCEP access configured, only the listed endpoints may be used.
+    // 5. With VPCEP access configured, only the listed endpoints may be used.
     if rules.vpcep_enabled
         && !arrival
             .vpcep_id
@@ -81,7 +95,7 @@ fn judge(
     {
         return Outcome::Deny(DenyReason::VpcepNotAuthorized);
     }
-    // 5.–6. An empty whitelist does not restrict addresses.
+    // 6.–7. An empty whitelist does not restrict addresses.
     if rules.has_ips {
         match rights {
             None => return Outcome::Deny(DenyReason::IpNotTrusted),
@@ -98,6 +112,8 @@ fn judge(
 struct Arrival<'a> {
     vpcep_id: Option<&'a str>,
     not_accepted: bool,
+    /// The consumer tenant recorded on the connection (step 2).
+    domain_id: Option<&'a str>,
     pending: Option<PendingConnection<'a>>,
 }
 
@@ -105,12 +121,14 @@ fn resolve_vpcep<'a>(snap: &'a Snapshot, vpcep: Option<VpcepRef<'a>>) -> Arrival
     let known = |c: ConnRef, id: &'a str| Arrival {
         vpcep_id: Some(id),
         not_accepted: c.status != ConnectionStatus::Accepted,
+        domain_id: snap.connection_domain(c),
         pending: None,
     };
     match vpcep {
         None => Arrival {
             vpcep_id: None,
             not_accepted: false,
+            domain_id: None,
             pending: None,
         },
         Some(VpcepRef::Marker(marker)) => match snap.connection_by_marker(marker) {
@@ -120,6 +138,7 @@ fn resolve_vpcep<'a>(snap: &'a Snapshot, vpcep: Option<VpcepRef<'a>>) -> Arrival
             None => Arrival {
                 vpcep_id: None,
                 not_accepted: snap.approval_service.is_some(),
+                domain_id: None,
                 pending: snap.approval_service.map(|s| PendingConnection {
                     service_id: snap.service_id(s),
                     marker_id: marker,
@@ -132,29 +151,61 @@ fn resolve_vpcep<'a>(snap: &'a Snapshot, vpcep: Option<VpcepRef<'a>>) -> Arrival
             None => Arrival {
                 vpcep_id: Some(id),
                 not_accepted: false,
+                domain_id: None,
                 pending: None,
             },
         },
     }
 }
 
-/// Steps 2–3: (tenant index, project index, rules in force).
-fn resolve_rules<'s>(
-    snap: &'s Snapshot,
-    tenant: TenantRef<'_>,
-) -> (Option<usize>, Option<usize>, Option<&'s Rules>) {
+/// What the request's tenant resolves to.
+struct Resolved<'s> {
+    tenant: Option<usize>,
+    project: Option<usize>,
+    rules: Option<&'s Rules>,
+    /// A project and a tenant were both named and the project is not that tenant's.
+    conflict: bool,
+}
+
+/// Steps 3–4: tenant index, project index, rules in force.
+fn resolve_rules<'s>(snap: &'s Snapshot, tenant: TenantRef<'_>) -> Resolved<'s> {
+    let none = Resolved {
+        tenant: None,
+        project: None,
+        rules: None,
+        conflict: false,
+    };
+    let by_project = |p: &str| {
+        snap.project(p).map(|info| Resolved {
+            tenant: Some(info.tenant),
+            project: Some(info.index),
+            rules: snap.rules.get(info.rules.unwrap_or(info.tenant)),
+            conflict: false,
+        })
+    };
     match tenant {
         TenantRef::Tenant(t) => {
             let idx = snap.tenant_index(t);
-            (idx, None, idx.and_then(|i| snap.rules.get(i)))
-        }
-        TenantRef::Project(p) => match snap.project(p) {
-            Some(info) => {
-                let rules = info.rules.unwrap_or(info.tenant);
-                (Some(info.tenant), Some(info.index), snap.rules.get(rules))
+            Resolved {
+                tenant: idx,
+                rules: idx.and_then(|i| snap.rules.get(i)),
+                ..none
             }
-            None => (None, None, None),
-        },
-        TenantRef::None => (None, None, None),
+        }
+        TenantRef::Project(p) => by_project(p).unwrap_or(none),
+        TenantRef::Both { tenant, project } => {
+            let named = snap.tenant_index(tenant);
+            match by_project(project) {
+                Some(r) if r.tenant == named => r,
+                None if named.is_none() => none,
+                // The project is another tenant's, or unknown while the tenant is known: the
+                // rules disagree about who this is.
+                _ => Resolved {
+                    conflict: true,
+                    ..none
+                },
+            }
+        }
+        TenantRef::None => none,
     }
 }

@@ -124,6 +124,14 @@ pub enum TenantRef<'a> {
     Tenant(&'a str),
     /// A project id, mapped to its tenant through the `projects` table (unknown → unknown tenant).
     Project(&'a str),
+    /// A tenant and a project named by different rules: the project's tenant must be that tenant
+    /// (else `TenantConflict`), and the project brings its project-level rules.
+    Both {
+        /// The `enterprise_id` a rule named.
+        tenant: &'a str,
+        /// The project id a rule named.
+        project: &'a str,
+    },
     /// Nothing matched.
     None,
 }
@@ -147,7 +155,12 @@ pub struct Facts<'a> {
 pub enum DenyReason {
     /// §4 step 1. 403 `VG.00040304`.
     VpcepNotAccepted,
-    /// §4 step 2. 403 `VG.00040305`.
+    /// §4 step 2: the connection's `domain_id` is another tenant. 403 `VG.00040306`.
+    VpcepWrongTenant,
+    /// §4 "Tenant": the project named belongs to another tenant than the one named. 403
+    /// `VG.00040305`.
+    TenantConflict,
+    /// §4 step 3. 403 `VG.00040305`.
     UnknownTenant,
     /// §4 step 4. 403 `VG.00040301`.
     VpcepNotAuthorized,
@@ -159,8 +172,10 @@ pub enum DenyReason {
 
 impl DenyReason {
     /// Every reason, in docs/contract.md §4 order (for docs-sync tests and metric pre-registration).
-    pub const ALL: [DenyReason; 5] = [
+    pub const ALL: [DenyReason; 7] = [
         DenyReason::VpcepNotAccepted,
+        DenyReason::VpcepWrongTenant,
+        DenyReason::TenantConflict,
         DenyReason::UnknownTenant,
         DenyReason::VpcepNotAuthorized,
         DenyReason::IpNotTrusted,

@@ -133,6 +133,16 @@ impl Snapshot {
             .as_str()
     }
 
+    /// The consumer tenant (`domain_id`) recorded on a connection, if any.
+    pub(super) fn connection_domain(&self, c: ConnRef) -> Option<&str> {
+        self.file
+            .endpoint_services
+            .get(c.service)
+            .and_then(|s| s.connections.get(c.index))
+            .and_then(|conn| conn.domain_id.as_ref())
+            .map(|d| d.as_str())
+    }
+
     /// The `id` of service `service`.
     pub(super) fn service_id(&self, service: usize) -> &str {
         self.file.endpoint_services[service].id.as_str()

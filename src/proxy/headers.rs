@@ -25,14 +25,14 @@ pub const X_VPCGUARD_TENANT: HeaderName = HeaderName::from_static("x-vpcguard-te
 pub const X_VPCGUARD_DECISION: HeaderName = HeaderName::from_static("x-vpcguard-decision");
 
 /// The fixed hop-by-hop set of RFC 9110 §7.6.1 plus the de-facto ones (`Keep-Alive`,
-/// `Proxy-Connection`) that proxies have always dropped.
-const HOP_COUNT: usize = 9;
+/// `Proxy-Connection`) that proxies have always dropped. `Trailer` is not one (RFC 9110 §6.6.2:
+/// it describes the message's trailer fields, which pass end to end).
+const HOP_COUNT: usize = 8;
 const HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
     header::TE,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,

@@ -13,10 +13,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use super::canon;
 use super::headers::{self, X_REQUEST_ID};
 use super::idle::{Activity, InFlight};
 use super::record::RequestRecord;
@@ -24,13 +25,14 @@ use crate::body::{self, LimitedBody, ProxyBody};
 use crate::config::model::Mode;
 use crate::error::{self, ErrorCode};
 use crate::identity::client_ip::{ClientIpSource, resolve_client_ip};
+use crate::identity::tenant::{TenantClaim, TenantError};
 use crate::identity::vpcep_headers::{HeaderVpcep, strip_untrusted, vpcep_from_headers};
-use crate::metrics::{DecisionLabel, RequestReason, UpstreamErrorKind};
+use crate::metrics::{DecisionLabel, RequestReason, RequestRejectReason, UpstreamErrorKind};
 use crate::policy::{self, Decision, Outcome, VpcepRef};
 use crate::proxy_protocol::EndpointTlv;
 use crate::state::{Generation, Shared};
 use crate::upstream::ForwardError;
-use crate::verdict::{self, Described, TenantSource};
+use crate::verdict::{self, Described};
 
 /// What the connection stages learned, shared by all requests on the connection.
 #[derive(Debug)]
@@ -58,6 +60,8 @@ pub(super) struct Refusal {
     error: Option<&'static str>,
     /// Forwarding failed: the cause, for the log (and its kind for `upstream_errors_total`).
     forward: Option<ForwardError>,
+    /// No canonical form: counted as `request_rejects_total{reason}`.
+    rejected: Option<RequestRejectReason>,
 }
 
 impl Refusal {
@@ -67,6 +71,17 @@ impl Refusal {
             denied: Some(reason),
             error,
             forward: None,
+            rejected: None,
+        }
+    }
+
+    fn rejected(r: canon::Rejected) -> Self {
+        Self {
+            code: r.code,
+            denied: None,
+            error: Some(r.error),
+            forward: None,
+            rejected: Some(r.reason),
         }
     }
 
@@ -76,6 +91,7 @@ impl Refusal {
             denied: None,
             error: Some("body_too_large"),
             forward: None,
+            rejected: None,
         }
     }
 
@@ -85,6 +101,7 @@ impl Refusal {
             denied: None,
             error: Some(e.kind().map_or("body_too_large", UpstreamErrorKind::as_str)),
             forward: Some(e),
+            rejected: None,
         }
     }
 }
@@ -115,6 +132,9 @@ fn refuse(shared: &Shared, record: &mut RequestRecord, r: Refusal) -> Response<P
         record.reason = reason;
         metrics.count_request(DecisionLabel::Deny, reason);
     }
+    if let Some(reason) = r.rejected {
+        metrics.count_request_reject(reason);
+    }
     if let Some(e) = &r.forward {
         if let Some(kind) = e.kind() {
             metrics.count_upstream_error(kind);
@@ -136,9 +156,23 @@ async fn route(
     record: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let cfg = &current.config;
+    let enforce = cfg.policy.mode == Mode::Enforce;
+    let peer_trusted = cfg.client_ip.trusted_proxies.contains(conn.conn_ip);
+    // 0. The canonical request: everything below reads, and the upstream receives, exactly it
+    //    (docs/contract.md §4.0). Refused in report mode too: these are protocol errors.
+    let canonical = canon::canonicalize(&mut req, cfg, peer_trusted).map_err(Refusal::rejected)?;
+    // In report mode the first denial is remembered and the request goes on (§4 step 8).
+    let mut reported: Option<RequestReason> = None;
+    let mut report = |r: Refusal| match (enforce, r.denied) {
+        (false, Some(reason)) => {
+            reported = reported.or(Some(reason));
+            record.error = record.error.or(r.error);
+            Ok(())
+        }
+        _ => Err(r),
+    };
     // 1. Identity headers: only a trusted peer's vpcep headers are believed; X-Vpcguard-* are
     //    ours and never copied from a client (docs/contract.md §4, §6).
-    let peer_trusted = cfg.client_ip.trusted_proxies.contains(conn.conn_ip);
     let header_vpcep = if peer_trusted {
         strip_untrusted(req.headers_mut(), &[], &[]);
         vpcep_from_headers(req.headers(), &cfg.vpcep.headers, &cfg.vpcep.marker_headers)
@@ -151,22 +185,37 @@ async fn route(
         Ok(None)
     };
     // 2. Client IP (a malformed chain from a trusted proxy fails closed).
-    let client = resolve_client_ip(
+    let client_ip = match resolve_client_ip(
         &cfg.client_ip,
         conn.conn_ip,
         conn.conn_ip_source,
         req.headers(),
-    )
-    .map_err(|e| {
-        let reason = RequestReason::BadForwardingHeader;
-        Refusal::deny(ErrorCode::IpNotTrusted, reason, Some(e.reason()))
-    })?;
-    record.client_ip = client.addr;
+    ) {
+        Ok(c) => c.addr,
+        Err(e) => {
+            let reason = RequestReason::BadForwardingHeader;
+            report(Refusal::deny(
+                ErrorCode::IpNotTrusted,
+                reason,
+                Some(e.reason()),
+            ))?;
+            conn.conn_ip
+        }
+    };
+    record.client_ip = client_ip;
     // 3. VPC endpoint: PROXY TLV first, then trusted headers.
-    let header_vpcep = header_vpcep.map_err(|e| {
-        let reason = RequestReason::BadVpcepHeader;
-        Refusal::deny(ErrorCode::VpcepNotAuthorized, reason, Some(e.reason()))
-    })?;
+    let header_vpcep = match header_vpcep {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = RequestReason::BadVpcepHeader;
+            report(Refusal::deny(
+                ErrorCode::VpcepNotAuthorized,
+                reason,
+                Some(e.reason()),
+            ))?;
+            None
+        }
+    };
     let vpcep = match (&conn.endpoint, &header_vpcep) {
         (Some(EndpointTlv::VpcepId(id)), _) => Some(VpcepRef::Id(id)),
         (Some(EndpointTlv::Marker(m)), _) => Some(VpcepRef::Marker(*m)),
@@ -174,21 +223,33 @@ async fn route(
         (None, Some(HeaderVpcep::Marker(m))) => Some(VpcepRef::Marker(*m)),
         (None, None) => None,
     };
+    let path = req.uri().path();
     // 4. Self check: answered here, never forwarded (docs/contract.md §7.1).
-    if cfg.self_check_path.as_deref() == Some(req.uri().path()) && req.method() == Method::GET {
+    if cfg.self_check_path.as_deref() == Some(path) && req.method() == Method::GET {
         record.self_check = true;
-        return Ok(super::selfcheck::answer(current, &req, client.addr, vpcep));
+        return Ok(super::selfcheck::answer(
+            current, &req, path, client_ip, vpcep,
+        ));
     }
-    // 5. Tenant and right, then the decision against the generation in force now.
+    // 5. Tenant (every rule, all must agree) and right, then the decision against the
+    //    generation in force now.
+    let claim = match verdict::claim(cfg, req.headers(), headers::host_of(&req), path) {
+        Ok(claim) => claim,
+        Err(e) => {
+            let reason = match e {
+                TenantError::Invalid => RequestReason::BadTenant,
+                TenantError::Conflict => RequestReason::TenantConflict,
+            };
+            report(Refusal::deny(ErrorCode::UnknownTenant, reason, None))?;
+            TenantClaim::None
+        }
+    };
     let described = Described {
         method: req.method(),
-        path: req.uri().path(),
-        client_ip: client.addr,
+        path,
+        client_ip,
         vpcep,
-        tenant: TenantSource::Rules {
-            headers: req.headers(),
-            host: headers::host_of(&req),
-        },
+        tenant: claim.as_ref(),
     };
     let facts = verdict::facts(cfg, &described);
     let decision = policy::decide(&current.policy, &facts);
@@ -198,13 +259,17 @@ async fn route(
         true => (value(decision.tenant), value(decision.vpcep_id)),
         false => (None, None),
     };
-    let decision_label = match decision.outcome {
-        Outcome::Allow => DecisionLabel::Allow,
-        Outcome::Deny(reason) => {
+    let decision_label = match (reported, decision.outcome) {
+        (Some(reason), _) => {
+            record.reason = reason;
+            DecisionLabel::ReportDeny
+        }
+        (None, Outcome::Allow) => DecisionLabel::Allow,
+        (None, Outcome::Deny(reason)) if enforce => {
             let code = verdict::deny_code(reason);
-            if cfg.policy.mode == Mode::Enforce {
-                return Err(Refusal::deny(code, reason.into(), None));
-            }
+            return Err(Refusal::deny(code, reason.into(), None));
+        }
+        (None, Outcome::Deny(reason)) => {
             record.reason = reason.into();
             DecisionLabel::ReportDeny
         }
@@ -213,12 +278,13 @@ async fn route(
     shared.metrics.count_request(decision_label, record.reason);
     // 6. Forward.
     let identity = Identity {
-        client_ip: client.addr,
+        client_ip,
         vpcep_id: vpcep_value,
         tenant: tenant_value,
         decision: decision_label,
     };
-    forward(shared, current, conn, req, peer_trusted, identity, record).await
+    drop(claim);
+    forward(shared, current, conn, req, canonical, identity, record).await
 }
 
 /// Keep what the access log needs of the decision, and record an unknown marker as pending.
@@ -254,7 +320,7 @@ async fn forward(
     current: &Generation,
     conn: &ConnInfo,
     mut req: Request<Incoming>,
-    peer_trusted: bool,
+    canonical: canon::Canonical,
     identity: Identity,
     record: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, Refusal> {
@@ -265,26 +331,26 @@ async fn forward(
     {
         return Err(Refusal::body_too_large());
     }
-    // 2. Upgrades are HTTP/1.1 only; take the client side before the request moves.
-    let upgrade = (req.version() == Version::HTTP_11)
-        .then(|| headers::upgrade_protocol(req.headers()))
-        .flatten();
+    // 2. Upgrades (an allowed protocol, HTTP/1.1 only, kept by canonicalisation); take the
+    //    client side before the request moves.
+    let upgrade = canonical.upgrade;
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
-    // 3. Headers.
+    // 3. Headers (hop-by-hop already removed by canonicalisation). A trusted proxy's
+    //    X-Forwarded-Proto/-Host are kept; an untrusted peer's were removed (§4.0).
     let original_host = headers::host_value(&req);
     let client_ip = headers::ip_value(identity.client_ip);
     let h = req.headers_mut();
-    headers::strip_hop_by_hop(h);
-    if let Some(p) = &upgrade {
-        headers::restore_upgrade(h, p.clone());
+    headers::set_forwarded_for(h, &client_ip, canonical.peer_trusted);
+    if !h.contains_key(headers::X_FORWARDED_PROTO) {
+        h.insert(
+            headers::X_FORWARDED_PROTO,
+            HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+        );
     }
-    headers::set_forwarded_for(h, &client_ip, peer_trusted);
-    h.insert(
-        headers::X_FORWARDED_PROTO,
-        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
-    );
     if let Some(host) = original_host {
-        h.insert(headers::X_FORWARDED_HOST, host.clone());
+        if !h.contains_key(headers::X_FORWARDED_HOST) {
+            h.insert(headers::X_FORWARDED_HOST, host.clone());
+        }
         if cfg.upstream.preserve_host {
             h.insert(header::HOST, host);
         } else {
@@ -316,6 +382,15 @@ async fn forward(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_side) = client_upgrade
     {
+        // The upstream must switch to the protocol asked for (docs/contract.md §4.0).
+        let agreed = match (resp.headers().get(header::UPGRADE), &upgrade) {
+            (Some(got), Some(asked)) => got.as_bytes().eq_ignore_ascii_case(asked.as_bytes()),
+            _ => false,
+        };
+        if !agreed {
+            let e = ForwardError::Protocol("101 for another protocol than the one asked".into());
+            return Err(Refusal::forward_failed(e));
+        }
         let upstream_side = hyper::upgrade::on(&mut resp);
         let guard = conn.activity.begin();
         tokio::spawn(tunnel(client_side, upstream_side, guard));

@@ -11,6 +11,7 @@
 //!
 //! The outbound side (the upstream client and its pool) is `crate::upstream`.
 
+mod canon;
 pub mod conn;
 pub mod headers;
 pub mod http;

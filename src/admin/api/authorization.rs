@@ -16,7 +16,7 @@ use super::params::{Query, check_id};
 use super::{AdminState, flat, ok_json};
 use crate::admin::error::ApiError;
 use crate::policy::{self, IdKind, TenantRef};
-use crate::verdict::{self, TenantSource};
+use crate::verdict;
 
 /// A described request, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub(super) fn judge(
         path: &d.path,
         client_ip: d.ip,
         vpcep: verdict::vpcep_ref(d.vpcep_id.as_deref(), d.marker_id),
-        tenant: TenantSource::Given(tenant),
+        tenant,
     };
     let facts = verdict::facts(config, &req);
     let decision = policy::decide(snap, &facts);

@@ -27,6 +27,8 @@ pub(crate) enum PathSeg {
 pub struct PathPattern {
     source: Box<str>,
     segs: Vec<PathSeg>,
+    /// `requests.path_case: insensitive`: literals compare ASCII case-insensitively.
+    fold_case: bool,
 }
 
 // === impl PathPattern ===
@@ -69,7 +71,15 @@ impl PathPattern {
         Self {
             source: source.into(),
             segs,
+            fold_case: false,
         }
+    }
+
+    /// The same pattern with literals compared ASCII case-insensitively (`requests.path_case:
+    /// insensitive`, for upstreams on case-insensitive file systems).
+    pub fn fold_case(mut self, fold: bool) -> Self {
+        self.fold_case = fold;
+        self
     }
 
     /// The pattern as written.
@@ -115,7 +125,7 @@ impl PathPattern {
                 }
                 Some(seg) => {
                     if let Some((text, next)) = cur.map(|at| segment_at(rest, at))
-                        && seg_matches(seg, text, &mut caps)
+                        && seg_matches(seg, text, self.fold_case, &mut caps)
                     {
                         pi += 1;
                         cur = next;
@@ -137,16 +147,24 @@ impl PathPattern {
 
 /// The segment of `rest` starting at byte `at`, and where the following one starts.
 fn segment_at(rest: &str, at: usize) -> (&str, Option<usize>) {
-    let tail = &rest[at..];
-    match tail.find('/') {
-        Some(end) => (&tail[..end], Some(at + end + 1)),
+    let tail = rest.get(at..).unwrap_or_default();
+    match tail.split_once('/') {
+        Some((seg, _)) => (seg, Some(at + seg.len() + 1)),
         None => (tail, None),
     }
 }
 
-fn seg_matches<'a>(seg: &PathSeg, text: &'a str, caps: &mut Captures<'a>) -> bool {
+fn seg_matches<'a>(seg: &PathSeg, text: &'a str, fold: bool, caps: &mut Captures<'a>) -> bool {
     match seg {
-        PathSeg::Literal(lit) => equivalent(lit.as_bytes(), text.as_bytes()),
+        PathSeg::Literal(lit) => {
+            // docs/contract.md §4.0: path parameters stay on the wire, but a literal matches a
+            // segment up to its first `;` (servlet containers serve `archive;x` as `archive`).
+            let name = match lit.contains(';') {
+                true => text,
+                false => text.split(';').next().unwrap_or(text),
+            };
+            equivalent(lit.as_bytes(), name.as_bytes(), fold)
+        }
         PathSeg::Star => !text.is_empty(),
         PathSeg::Capture(name) if !text.is_empty() => {
             // Overwriting is right: on backtracking every segment after the last `**` is matched

@@ -48,7 +48,17 @@ const CASES: &[Case] = &[
     Case { name: "vpcep_id_of_rejected_connection_denies_not_accepted", fx: Fx::Auto, ip: "10.1.0.5", tenant: Tenant(T1), vpcep: Some(VpcepRef::Id(CONN_REJECTED)), right: View, outcome: Deny(VpcepNotAccepted), scope: Scope::Tenant, vpcep_id: Some(CONN_REJECTED), config: true, entry: Some("a1") },
     Case { name: "rejected_marker_beats_unknown_tenant", fx: Fx::Approval, ip: "10.1.0.5", tenant: Tenant("nobody"), vpcep: Some(VpcepRef::Marker(MARKER_REJECTED)), right: View, outcome: Deny(VpcepNotAccepted), scope: Scope::None, vpcep_id: Some(CONN_REJECTED), config: false, entry: None },
     Case { name: "rejected_marker_beats_unknown_tenant_allow", fx: Fx::AllowUnknown, ip: "10.1.0.5", tenant: TenantRef::None, vpcep: Some(VpcepRef::Marker(MARKER_REJECTED)), right: View, outcome: Deny(VpcepNotAccepted), scope: Scope::None, vpcep_id: Some(CONN_REJECTED), config: false, entry: None },
-    // §4 step 2: unknown tenant.
+    // §4 step 2: a connection's domain_id binds it to its tenant; conflicting tenant claims.
+    Case { name: "marker_of_another_tenants_connection_denies_wrong_tenant", fx: Fx::Approval, ip: "10.1.0.5", tenant: Tenant(T1), vpcep: Some(VpcepRef::Marker(MARKER_OTHER)), right: View, outcome: Deny(VpcepWrongTenant), scope: Scope::Tenant, vpcep_id: Some(CONN_OTHER), config: true, entry: Some("a1") },
+    Case { name: "marker_of_own_connection_allows", fx: Fx::Approval, ip: "10.1.0.5", tenant: Tenant(T2), vpcep: Some(VpcepRef::Marker(MARKER_OTHER)), right: Upload, outcome: Allow, scope: Scope::Tenant, vpcep_id: Some(CONN_OTHER), config: false, entry: None },
+    Case { name: "vpcep_id_of_another_tenants_connection_denies_wrong_tenant", fx: Fx::Auto, ip: "10.1.0.5", tenant: Tenant(T1), vpcep: Some(VpcepRef::Id(CONN_OTHER)), right: View, outcome: Deny(VpcepWrongTenant), scope: Scope::Tenant, vpcep_id: Some(CONN_OTHER), config: true, entry: Some("a1") },
+    Case { name: "wrong_tenant_connection_with_unknown_tenant_denies_unknown", fx: Fx::Approval, ip: "10.1.0.5", tenant: Tenant("nobody"), vpcep: Some(VpcepRef::Marker(MARKER_OTHER)), right: View, outcome: Deny(UnknownTenant), scope: Scope::None, vpcep_id: Some(CONN_OTHER), config: false, entry: None },
+    Case { name: "project_of_named_tenant_brings_project_rules", fx: Fx::Approval, ip: "192.168.10.5", tenant: TenantRef::Both { tenant: T1, project: P1 }, vpcep: None, right: Upload, outcome: Allow, scope: Scope::Project, vpcep_id: None, config: false, entry: Some("p1") },
+    Case { name: "project_of_another_tenant_denies_conflict", fx: Fx::Approval, ip: "192.168.10.5", tenant: TenantRef::Both { tenant: T2, project: P1 }, vpcep: None, right: View, outcome: Deny(TenantConflict), scope: Scope::None, vpcep_id: None, config: false, entry: None },
+    Case { name: "unknown_project_beside_known_tenant_denies_conflict", fx: Fx::Approval, ip: "10.1.0.5", tenant: TenantRef::Both { tenant: T2, project: "ffffffffffffffffffffffffffffffff" }, vpcep: None, right: View, outcome: Deny(TenantConflict), scope: Scope::None, vpcep_id: None, config: false, entry: None },
+    Case { name: "unknown_project_and_tenant_denies_unknown", fx: Fx::Approval, ip: "10.1.0.5", tenant: TenantRef::Both { tenant: "nobody", project: "ffffffffffffffffffffffffffffffff" }, vpcep: None, right: View, outcome: Deny(UnknownTenant), scope: Scope::None, vpcep_id: None, config: false, entry: None },
+    Case { name: "conflict_with_unknown_tenant_allow_still_denies", fx: Fx::AllowUnknown, ip: "10.1.0.5", tenant: TenantRef::Both { tenant: T2, project: P1 }, vpcep: None, right: View, outcome: Deny(TenantConflict), scope: Scope::None, vpcep_id: None, config: false, entry: None },
+    // §4 step 3: unknown tenant.
     Case { name: "tenant_unknown_denies_unknown_tenant", fx: Fx::Approval, ip: "10.1.0.5", tenant: Tenant("nobody"), vpcep: None, right: View, outcome: Deny(UnknownTenant), scope: Scope::None, vpcep_id: None, config: false, entry: None },
     Case { name: "tenant_none_denies_unknown_tenant", fx: Fx::Approval, ip: "10.1.0.5", tenant: TenantRef::None, vpcep: None, right: View, outcome: Deny(UnknownTenant), scope: Scope::None, vpcep_id: None, config: false, entry: None },
     Case { name: "project_unknown_denies_unknown_tenant", fx: Fx::Approval, ip: "10.1.0.5", tenant: Project("ffffffffffffffffffffffffffffffff"), vpcep: None, right: View, outcome: Deny(UnknownTenant), scope: Scope::None, vpcep_id: None, config: false, entry: None },
@@ -111,6 +121,7 @@ fn decide_table_matches_spec_order_and_fields() {
             _ => [T1, T2, T3].into_iter().find(|t| match c.tenant {
                 Tenant(x) => x == *t,
                 Project(_) => *t == T1,
+                TenantRef::Both { tenant, .. } => tenant == *t,
                 TenantRef::None => false,
             }),
         };

@@ -18,7 +18,7 @@ fn snapshot_counts_and_lookups_match_the_fixture() {
         tenants: 3,
         vpceps: 2,
         ip_ranges: 8,
-        connections: 3,
+        connections: 4,
         projects: 2,
     };
     assert_eq!(snap.counts(), want);

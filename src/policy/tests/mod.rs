@@ -24,6 +24,9 @@ pub const CONN_REJECTED: &str = "conn-rejected";
 pub const MARKER_REJECTED: u64 = 2;
 pub const CONN_PENDING: &str = "conn-pending";
 pub const MARKER_PENDING: u64 = 3;
+/// Accepted connection made by T2.
+pub const CONN_OTHER: &str = "conn-other";
+pub const MARKER_OTHER: u64 = 4;
 pub const SERVICE: &str = "4189d3c2-8882-4871-a3c2-d380272eed88";
 
 /// The decision fixture; `approval` sets the service's `approval_required`.
@@ -65,10 +68,11 @@ endpoint_services:
     approval_required: {approval}
     connections:
       - {{ id: {CONN_OK}, marker_id: {MARKER_OK},
-          domain_id: 6e9dfd51d1124e8d8498dce894923a0d, status: accepted,
+          domain_id: {T1}, status: accepted,
           created_at: "2022-04-14T09:35:47Z", updated_at: "2022-04-14T09:36:47Z", description: "" }}
       - {{ id: {CONN_REJECTED}, marker_id: {MARKER_REJECTED}, status: rejected }}
       - {{ id: {CONN_PENDING}, marker_id: {MARKER_PENDING}, status: pendingAcceptance }}
+      - {{ id: {CONN_OTHER}, marker_id: {MARKER_OTHER}, domain_id: {T2}, status: accepted }}
 "#
     )
 }

@@ -2,6 +2,8 @@
 //! each failure an [`Invalid`] with the dotted field path and the YAML position. No I/O (paths are
 //! only joined to the config directory).
 
+mod rules;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -16,11 +18,9 @@ use super::model::{
 };
 use super::raw;
 use crate::identity::client_ip::{ClientIpConfig, ForwardHeader, NetList};
-use crate::identity::pattern::{HostPattern, PathPattern};
-use crate::identity::routes::{Route, Routes};
 use crate::identity::tenant::TenantRule;
-use crate::policy::Right;
-use crate::proxy_protocol::{TlvEncoding, TlvRule, Yields};
+
+use rules::{requests, routes, tenant, tlv_rule};
 
 fn pos_of(loc: &Location) -> Option<(u32, u32)> {
     let num = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -60,6 +60,15 @@ impl Config {
                 return invalid(&p.referenced, "self_check_path", "must start with '/'");
             }
         };
+        let requests = requests(raw.requests)?;
+        let fold = requests.path_case_insensitive;
+        let tenant = tenant(raw.tenant)?
+            .into_iter()
+            .map(|rule| match rule {
+                TenantRule::Path(p) => TenantRule::Path(p.fold_case(fold)),
+                other => other,
+            })
+            .collect();
         Ok(Config {
             base_dir: base_dir.to_path_buf(),
             listen,
@@ -67,9 +76,10 @@ impl Config {
             upstream: upstream(raw.upstream)?,
             client_ip: client_ip(raw.client_ip)?,
             vpcep: vpcep(raw.vpcep)?,
-            tenant: tenant(raw.tenant)?,
+            tenant,
             policy: policy(raw.policy, base_dir),
-            routes: routes(raw.routes)?,
+            routes: routes(raw.routes)?.fold_case(fold),
+            requests,
             self_check_path,
             identity_headers: raw.identity_headers.unwrap_or(true),
             limits: limits(raw.limits),
@@ -303,117 +313,12 @@ fn vpcep(raw: raw::Vpcep) -> Result<Vpcep, Invalid> {
     })
 }
 
-fn tlv_rule(r: &raw::TlvRule) -> Result<TlvRule, String> {
-    let vendor_fixed =
-        r.tlv_type.is_some() || r.subtype.is_some() || r.encoding.is_some() || r.yields.is_some();
-    let rule = match r.kind {
-        raw::TlvKind::Aws => TlvRule::aws(),
-        raw::TlvKind::Azure => TlvRule::azure(),
-        raw::TlvKind::Gcp => TlvRule::gcp(),
-        raw::TlvKind::Custom => {
-            let (Some(tlv_type), Some(encoding), Some(yields)) = (r.tlv_type, r.encoding, r.yields)
-            else {
-                return Err("a custom TLV needs type, encoding and yields".to_owned());
-            };
-            if !(0xE0..=0xEF).contains(&tlv_type) {
-                return Err(format!(
-                    "type {tlv_type:#04x} is outside the custom range 0xE0..=0xEF"
-                ));
-            }
-            return Ok(TlvRule {
-                tlv_type,
-                subtype: r.subtype,
-                encoding: match encoding {
-                    raw::TlvEncoding::Ascii => TlvEncoding::Ascii,
-                    raw::TlvEncoding::U32Be => TlvEncoding::U32Be,
-                    raw::TlvEncoding::U32Le => TlvEncoding::U32Le,
-                    raw::TlvEncoding::U64Be => TlvEncoding::U64Be,
-                    raw::TlvEncoding::U64Le => TlvEncoding::U64Le,
-                },
-                yields: match yields {
-                    raw::TlvYields::VpcepId => Yields::VpcepId,
-                    raw::TlvYields::Marker => Yields::Marker,
-                },
-            });
-        }
-    };
-    if vendor_fixed {
-        return Err("type, subtype, encoding and yields are fixed for aws, azure and gcp; use kind: custom to change them".to_owned());
-    }
-    Ok(rule)
-}
-
-fn tenant(raw: Option<Vec<Spanned<raw::TenantRule>>>) -> Result<Vec<TenantRule>, Invalid> {
-    let Some(list) = raw else {
-        return Ok(vec![TenantRule::Header(HeaderName::from_static(
-            "x-domain-id",
-        ))]);
-    };
-    let mut out = Vec::new();
-    for r in list {
-        let loc = r.referenced;
-        let rule = match r.value {
-            raw::TenantRule::Header(h) => HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
-                .map(TenantRule::Header)
-                .map_err(|_| format!("{h:?} is not a valid header name")),
-            raw::TenantRule::Host(p) => HostPattern::parse(&p)
-                .map(TenantRule::Host)
-                .map_err(|e| e.to_string()),
-            raw::TenantRule::Path(p) => PathPattern::parse(&p)
-                .map(TenantRule::Path)
-                .map_err(|e| e.to_string()),
-            raw::TenantRule::Static(s) if !s.is_empty() => Ok(TenantRule::Static(s)),
-            raw::TenantRule::Static(_) => Err("static tenant must not be empty".to_owned()),
-        };
-        out.push(rule.or_else(|m| invalid(&loc, "tenant", m))?);
-    }
-    Ok(out)
-}
-
 fn policy(raw: raw::Policy, base: &Path) -> PolicySettings {
     PolicySettings {
         path: base.join(raw.path.unwrap_or_else(|| "policy.yaml".to_owned())),
         unknown_tenant_allow: raw.unknown_tenant == Some(raw::UnknownTenant::Allow),
         mode: raw.mode.unwrap_or_default(),
     }
-}
-
-fn routes(raw: Option<Vec<Spanned<raw::Route>>>) -> Result<Routes, Invalid> {
-    let Some(list) = raw else {
-        return Ok(Routes::default_routes());
-    };
-    let mut out = Vec::new();
-    for r in list {
-        out.push(route(r.value).or_else(|m| invalid(&r.referenced, "routes", m))?);
-    }
-    Ok(Routes::new(out))
-}
-
-fn route(r: raw::Route) -> Result<Route, String> {
-    let right: Right = r
-        .right
-        .parse()
-        .map_err(|_| format!("right {:?}: expected view, download or upload", r.right))?;
-    let path = r
-        .path
-        .map(|p| PathPattern::parse(&p).map_err(|e| e.to_string()))
-        .transpose()?;
-    let methods = r
-        .methods
-        .map(|ms| {
-            ms.iter()
-                .map(|m| {
-                    http::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                        .map_err(|_| format!("{m:?} is not an HTTP method"))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    Ok(Route {
-        methods,
-        path,
-        right,
-    })
 }
 
 fn limits(raw: raw::Limits) -> Limits {
