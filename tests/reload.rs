@@ -580,3 +580,46 @@ async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
         broken
     );
 }
+
+#[tokio::test]
+async fn config_emptied_on_reload_keeps_the_last_good_generation_and_counts_a_failure() {
+    // docs/contract.md §2, §8: an empty config is an invalid version, never "every key at its
+    // default" (which would wipe the admin tokens and reset the tenant rules).
+    let up = Upstream::start().await;
+    let config = common::config_plain(up.addr, common::STATIC_TENANT);
+    let proxy = TestProxy::start(&config, &policy(&["127.0.0.1"]), false).await;
+    let generation = proxy.app.shared.current().number;
+    for (i, text) in ["", "# emptied by a truncated write\n", "- listen: {}\n"]
+        .iter()
+        .enumerate()
+    {
+        attempt(&proxy, || rename_over(&proxy.path("vpcguard.yaml"), text)).await;
+        assert_eq!(proxy.app.shared.current().number, generation, "{text:?}");
+        let last = proxy.app.shared.last_reload().unwrap();
+        assert_eq!(last.result, "failure", "{text:?}");
+        assert!(
+            last.error.unwrap().contains("vpcguard.yaml"),
+            "{text:?}: the error names the file"
+        );
+        // The tokens still answer, and the static tenant rule still judges (no x-domain-id).
+        let (status, metrics) = proxy.admin_get("/metrics").await;
+        assert_eq!(status, 200);
+        let want = format!(
+            "vpcguard_config_reloads_total{{file=\"config\",result=\"failure\"}} {}",
+            i + 1
+        );
+        assert!(metrics.contains(&want), "{text:?}: {want}");
+        assert_eq!(
+            proxy.admin_get("/status").await.0,
+            200,
+            "{text:?}: tokens kept"
+        );
+        let r = proxy
+            .client(false)
+            .get(format!("{}/x", proxy.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{text:?}: the static tenant still applies");
+    }
+}

@@ -32,6 +32,11 @@ pub enum ConfigError {
         column: u32,
         message: String,
     },
+    /// The file holds no document (nothing, only comments, `---` or `~`): docs/contract.md §2 makes
+    /// an empty config invalid, so a truncated write never reloads as "every key at its default"
+    /// (admin tokens gone, tenant rules reset). `{}` is the file that takes every default.
+    #[error("{}: the config file is empty; write `{{}}` for a config that takes every default", path.display())]
+    Empty { path: PathBuf },
     /// A value parsed but is not acceptable.
     #[error("{}{}: {}: {}", path.display(), at(invalid.pos), invalid.field, invalid.message)]
     Invalid { path: PathBuf, invalid: Invalid },
@@ -55,11 +60,19 @@ fn at(pos: Option<(u32, u32)>) -> String {
 }
 
 /// Parse and validate config text. `path` is used for messages and to resolve relative paths.
+///
+/// An empty document (nothing, only comments, `---` or `~`) is [`ConfigError::Empty`], and a
+/// document that is not a mapping is a [`ConfigError::Syntax`] at its position (docs/contract.md
+/// §2).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let raw: raw::File = if text.trim().is_empty() {
-        raw::File::default()
-    } else {
-        serde_saphyr::from_str(text).map_err(|e| syntax(path, &e))?
+    let raw: raw::File = match serde_saphyr::from_str::<Option<raw::File>>(text) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => {
+            return Err(ConfigError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(syntax(path, &e)),
     };
     let base = path.parent().unwrap_or(Path::new("."));
     Config::from_raw(raw, base).map_err(|invalid| ConfigError::Invalid {

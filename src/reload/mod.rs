@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn restart_needed_names_listener_changes_only() {
         let base = Path::new("/tmp");
-        let a = crate::config::load::parse("", &base.join("a.yaml")).unwrap();
+        let a = crate::config::load::parse("{}\n", &base.join("a.yaml")).unwrap();
         let b = crate::config::load::parse(
             "listen: { address: \"127.0.0.1:1\" }\nupstream: { connect_timeout: 1s }\n",
             &base.join("a.yaml"),
