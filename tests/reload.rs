@@ -623,3 +623,67 @@ async fn config_emptied_on_reload_keeps_the_last_good_generation_and_counts_a_fa
         assert_eq!(r.status(), 200, "{text:?}: the static tenant still applies");
     }
 }
+
+#[tokio::test]
+async fn certificate_files_deleted_during_rotation_keep_the_old_pair_and_count_a_tls_failure() {
+    // docs/contract.md §8: the self-signed certificate is generated only at startup; on a reload,
+    // missing certificate files are an invalid version.
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(
+        &common::config_tls(up.addr, ""),
+        &policy(&["127.0.0.1"]),
+        true,
+    )
+    .await;
+    let first = served_cert(&proxy).await;
+    let generation = proxy.app.shared.current().number;
+    std::fs::remove_file(proxy.path("tls/cert.pem")).unwrap();
+    std::fs::remove_file(proxy.path("tls/key.pem")).unwrap();
+    // The watcher may try first (and fail the same way); this reload is the one asserted on.
+    let outcome = proxy
+        .app
+        .writer
+        .reload(vpcguard::reload::Trigger::Signal)
+        .await;
+    match outcome {
+        vpcguard::reload::Outcome::Failed { error } => {
+            assert!(error.contains("cert.pem"), "{error}")
+        }
+        other => panic!("deleted certificate files were accepted: {other:?}"),
+    }
+    assert_eq!(proxy.app.shared.current().number, generation);
+    assert_eq!(
+        served_cert(&proxy).await,
+        first,
+        "the old pair keeps serving"
+    );
+    let (_, metrics) = proxy.admin_get("/metrics").await;
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("vpcguard_config_reloads_total{file=\"tls\",result=\"failure\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{metrics}");
+    assert!(
+        metrics.contains("vpcguard_config_reloads_total{file=\"tls\",result=\"success\"} 0"),
+        "{metrics}"
+    );
+
+    // The rotation completes: the new pair is taken.
+    let (cert, key, der) = proxy.pki.as_ref().unwrap().leaf(0x0a0b);
+    std::fs::write(proxy.path("tls/key.pem"), &key).unwrap();
+    std::fs::write(proxy.path("tls/cert.pem"), &cert).unwrap();
+    let outcome = proxy
+        .app
+        .writer
+        .reload(vpcguard::reload::Trigger::Signal)
+        .await;
+    assert!(
+        !matches!(outcome, vpcguard::reload::Outcome::Failed { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(served_cert(&proxy).await, der);
+}

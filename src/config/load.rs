@@ -108,9 +108,11 @@ pub struct Loaded {
     pub config_sha256: String,
     pub policy: Arc<Snapshot>,
     pub policy_sha256: String,
-    /// The certificate to serve (`None` without `listen.tls`).
+    /// The certificate to serve (`None` without `listen.tls`, or on a reload that keeps the
+    /// self-signed certificate in force).
     pub tls: Option<Arc<rustls::sign::CertifiedKey>>,
-    /// True when no certificate files existed and a self-signed one was generated.
+    /// True when no certificate files exist and the self-signed certificate is served (generated
+    /// by this load at startup, kept by a reload).
     pub tls_self_signed: bool,
     /// What was read, so a file watcher can tell a real change from noise.
     pub fingerprint: Fingerprint,
@@ -173,8 +175,26 @@ impl ConfigError {
     }
 }
 
-/// Read and validate the config at `path`, then its policy file and TLS files.
+/// Which load this is: it decides what absent certificate files mean (docs/contract.md §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `run` and `check`: when both certificate files are absent, a self-signed certificate for
+    /// `localhost` is generated.
+    Startup,
+    /// A reload: nothing is generated. `self_signed` says the generation in force serves the
+    /// certificate generated at startup; a pair still absent then keeps it, otherwise absent files
+    /// are an invalid version ([`TlsError::Missing`](super::certs::TlsError::Missing)).
+    Reload { self_signed: bool },
+}
+
+/// Read and validate the config at `path`, then its policy file and TLS files, as at startup
+/// (`run`, `check`).
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_as(path, Phase::Startup)
+}
+
+/// [`load`] for `phase`: a reload passes [`Phase::Reload`].
+pub fn load_as(path: &Path, phase: Phase) -> Result<Loaded, ConfigError> {
     let text = read(path)?;
     let config = parse(&text, path)?;
     let config_sha256 = sha256_hex(text.as_bytes());
@@ -188,12 +208,19 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             .and_then(|v| <[u8; 32]>::try_from(v).ok()),
         tls: config.listen.tls.as_ref().and_then(tls_hashes),
     };
-    let (tls, tls_self_signed) = match &config.listen.tls {
-        None => (None, false),
-        Some(files) => {
-            let (key, generated) = super::certs::load_or_generate(files)
-                .map_err(|(p, source)| ConfigError::Tls { path: p, source })?;
+    let tls_error = |(p, source)| ConfigError::Tls { path: p, source };
+    let (tls, tls_self_signed) = match (&config.listen.tls, phase) {
+        (None, _) => (None, false),
+        (Some(files), Phase::Startup) => {
+            let (key, generated) = super::certs::load_or_generate(files).map_err(tls_error)?;
             (Some(key), generated)
+        }
+        (Some(files), Phase::Reload { self_signed }) => {
+            match super::certs::load_on_reload(files, self_signed).map_err(tls_error)? {
+                Some(key) => (Some(key), false),
+                // Both files still absent: the certificate generated at startup keeps serving.
+                None => (None, true),
+            }
         }
     };
     Ok(Loaded {

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::persist::{self, remove_stale_temp_files};
 use super::{Mutation, Outcome, Trigger, WriteError, restart_needed};
 use crate::config::Config;
-use crate::config::load::{ConfigError, Fingerprint, Loaded};
+use crate::config::load::{ConfigError, Fingerprint, Loaded, Phase};
 use crate::metrics::ReloadFile;
 use crate::policy::{Connection, ConnectionStatus, Located, PolicyFile};
 use crate::state::{LastReload, PendingSeen, Shared};
@@ -192,7 +192,10 @@ impl Task {
             }
         }
         let path = self.config_path.clone();
-        let loaded = blocking(move || crate::config::load(&path)).await;
+        let phase = Phase::Reload {
+            self_signed: cur.tls_self_signed,
+        };
+        let loaded = blocking(move || crate::config::load_as(&path, phase)).await;
         match loaded {
             Some(Ok(loaded)) => self.publish(trigger, loaded, &cur.config, &cur.fingerprint),
             Some(Err(e)) => {
