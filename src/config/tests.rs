@@ -198,6 +198,16 @@ fn parse_rejects_each_invalid_value_at_its_field_and_position() {
             Syntax(2, 22),
         ),
         (
+            "duration over 365 days",
+            "limits:\n  keepalive_timeout: 99999999999999h\n",
+            Syntax(2, 22),
+        ),
+        (
+            "duration whose number overflows",
+            "upstream:\n  idle_timeout: 99999999999999999999999s\n",
+            Syntax(2, 17),
+        ),
+        (
             "duration with an unknown unit",
             "upstream:\n  connect_timeout: 10x\n",
             Syntax(2, 20),
