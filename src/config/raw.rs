@@ -242,6 +242,7 @@ pub struct Limits {
     pub max_body_bytes: Option<u64>,
     pub max_vpceps_per_tenant: Option<usize>,
     pub shutdown_grace: Option<Dur>,
+    pub max_pending_connections: Option<usize>,
 }
 
 /// `log:`

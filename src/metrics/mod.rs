@@ -36,6 +36,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// Access lines lost because stdout stayed blocked (see `access_log`).
     pub access_log_dropped_total: IntCounter,
+    /// Unknown markers denied but not recorded: `limits.max_pending_connections` was reached.
+    pub pending_connections_dropped_total: IntCounter,
     /// The hot-path children of the `*_total` families, resolved once.
     resolved: Resolved,
 }
@@ -197,6 +199,10 @@ impl Metrics {
                 "access_log_dropped_total",
                 "Access log lines dropped because stdout did not keep up.",
             ))?,
+            pending_connections_dropped_total: IntCounter::with_opts(opts(
+                "pending_connections_dropped_total",
+                "Unknown VPC endpoint markers denied but not recorded as pending: limits.max_pending_connections reached.",
+            ))?,
         };
         reg.register(Box::new(m.requests_total.clone()))?;
         reg.register(Box::new(m.request_duration_seconds.clone()))?;
@@ -215,6 +221,7 @@ impl Metrics {
         reg.register(Box::new(m.admin_requests_total.clone()))?;
         reg.register(Box::new(m.build_info.clone()))?;
         reg.register(Box::new(m.access_log_dropped_total.clone()))?;
+        reg.register(Box::new(m.pending_connections_dropped_total.clone()))?;
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;

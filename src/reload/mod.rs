@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::policy::{CompileOptions, PolicyError, PolicyFile};
 
 pub use persist::write_atomically;
-pub use writer::{Writer, pending_connection_id};
+pub use writer::{Writer, pending_connection, pending_connection_id};
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
