@@ -848,6 +848,66 @@ async fn hold_writer(
 }
 
 #[tokio::test]
+async fn connection_unknown_marker_is_listed_pending_with_its_tenant_when_its_403_is_sent() {
+    // docs/contract.md §7 read-your-writes; §4 step 1 "with the request's tenant as domain_id".
+    let (_up, h) = admin_and_data_plane().await;
+    let client = h.proxy.client(false);
+    let g = h.generation();
+    // The writer cannot persist anything until released: what the API lists comes from memory.
+    let (release, held) = hold_writer(&h).await;
+    let seen = through(
+        &client,
+        &h.proxy,
+        Method::GET,
+        B,
+        "10.9.9.9",
+        Via::Marker(999),
+    )
+    .await;
+    assert_eq!(seen, (403, "VG.00040304".to_owned()));
+    let listed = |r: &AdminResponse| {
+        let v = r.json();
+        let c = v["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["marker_id"] == 999)
+            .cloned()
+            .collect::<Vec<_>>();
+        (c, v["total_count"].clone())
+    };
+    let r = read(&h, &format!("{SVC}/connections?marker_id=999")).await;
+    let (c, total) = listed(&r);
+    assert_eq!(total, 1, "{}", r.body);
+    assert_eq!(
+        (&c[0]["id"], &c[0]["status"], &c[0]["domain_id"]),
+        (&json!("marker-999"), &json!("pendingAcceptance"), &json!(B)),
+        "{}",
+        r.body
+    );
+    let r = read(&h, &format!("{SVC}/connections")).await;
+    assert_eq!(
+        listed(&r).1,
+        3,
+        "two in the file and the one in memory: {}",
+        r.body
+    );
+    assert!(!h.policy_file().contains("marker-999"), "not yet written");
+
+    // Once written it is listed once (from the file), with the same record.
+    release.send(()).unwrap();
+    within(30, held).await.unwrap();
+    h.wait_generation(g + 1).await;
+    let r = read(&h, &format!("{SVC}/connections")).await;
+    let (after, total) = listed(&r);
+    assert_eq!((after.len(), total), (1, json!(3)), "{}", r.body);
+    assert_eq!(after[0], c[0]);
+    let file = h.policy_file();
+    let line = file.lines().find(|l| l.contains("marker_id: 999")).unwrap();
+    assert!(line.contains(&format!("domain_id: {B}")), "{line}");
+}
+
+#[tokio::test]
 async fn connection_unknown_markers_beyond_max_pending_connections_are_denied_not_recorded_and_counted()
  {
     // docs/contract.md §2 `limits.max_pending_connections`, §4 step 1: the file already holds one
