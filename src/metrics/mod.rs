@@ -6,7 +6,9 @@
 
 mod labels;
 
-pub use labels::{DecisionLabel, RejectReason, ReloadFile, RequestReason, UpstreamErrorKind};
+pub use labels::{
+    AdminRoute, DecisionLabel, RejectReason, ReloadFile, RequestReason, UpstreamErrorKind,
+};
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -259,6 +261,13 @@ impl Metrics {
         }
         for k in POLICY_ENTRY_KINDS {
             self.policy_entries.with_label_values(&[k]).set(0);
+        }
+        for route in AdminRoute::ALL {
+            for status in route.statuses() {
+                self.admin_requests_total
+                    .with_label_values(&[route.as_str(), status])
+                    .reset();
+            }
         }
         self.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
