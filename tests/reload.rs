@@ -687,3 +687,35 @@ async fn certificate_files_deleted_during_rotation_keep_the_old_pair_and_count_a
     );
     assert_eq!(served_cert(&proxy).await, der);
 }
+
+#[tokio::test]
+async fn mutation_whose_file_is_hand_edited_before_its_rename_is_refused_and_keeps_the_edit() {
+    // docs/contract.md §7: the writer re-checks, just before the rename, that the file still
+    // holds what the mutation read; a hand edit saved in between is never overwritten.
+    let (_up, proxy) = setup(&policy(&["10.0.0.0/8"])).await;
+    let path = proxy.path("policy.yaml");
+    let hand = policy(&["127.0.0.1"]);
+    let (edit_path, edit_text) = (path.clone(), hand.clone());
+    let generation = proxy.app.shared.current().number;
+    // The mutation runs after the writer read the file and before it renames its own over it:
+    // a hand edit saved from inside it lands exactly in that window.
+    let err = proxy
+        .app
+        .writer
+        .mutate(move |f| {
+            std::fs::write(&edit_path, &edit_text).unwrap();
+            f.tenants.clear();
+            Ok::<_, Infallible>(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Edited { .. }), "{err}");
+    assert_eq!(ApiError::from(err).kind, ErrorKind::Conflict);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        hand,
+        "the edit is kept"
+    );
+    // Nothing was published by the refused write; the watcher then loads the hand edit.
+    assert_eq!(wait_policy(&proxy, &sha(&hand)).await, generation + 1);
+}

@@ -88,6 +88,11 @@ pub enum WriteError {
     /// `file:line:column: message`).
     #[error("the policy file was edited and is not valid; fix it first: {0}")]
     EditedInvalid(String),
+    /// The file on disk changed (a hand edit saved) while the change was being applied, after it
+    /// was read and before the new version would have replaced it: nothing was written, so the
+    /// edit is kept. Retrying applies the change on top of it.
+    #[error("{} was changed on disk while this change was being written; nothing was written, retry", path.display())]
+    Edited { path: PathBuf },
     /// The change would make the policy invalid.
     #[error("{0}")]
     Invalid(#[source] PolicyError),
