@@ -18,7 +18,7 @@ use crate::cert_store::CertStore;
 use crate::config::Config;
 use crate::config::load::{Fingerprint, Loaded};
 use crate::metrics::Metrics;
-use crate::policy::Snapshot;
+use crate::policy::{IdKind, Snapshot};
 use crate::upstream::Forwarder;
 
 /// One published generation of everything reloadable.
@@ -58,6 +58,9 @@ pub struct LastReload {
 pub struct PendingSeen {
     pub service_id: String,
     pub marker_id: u64,
+    /// The tenant of the request that carried it, recorded as the connection's `domain_id`
+    /// (docs/contract.md §4 step 1); `None` when the tenant is unknown.
+    pub tenant: Option<String>,
     /// RFC 3339 UTC time of the first request that carried it.
     pub first_seen: String,
 }
@@ -206,9 +209,22 @@ impl Shared {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Record an unknown marker as pending (first sighting wins) and queue it for the writer,
-    /// which persists it in the policy file (docs/contract.md §4 step 1). Returns true if it was new.
-    pub fn record_pending(&self, service_id: &str, marker_id: u64, now: String) -> bool {
+    /// Record an unknown marker as pending (first sighting wins), with the request's `tenant` as
+    /// its `domain_id`, and queue it for the writer, which persists it in the policy file
+    /// (docs/contract.md §4 step 1). Returns true if it was new.
+    ///
+    /// At most `limits.max_pending_connections` are recorded: the `pendingAcceptance` connections
+    /// of the policy in force plus the markers on their way to the file. Beyond that the marker
+    /// is not recorded (the request is still denied) and `pending_connections_dropped_total`
+    /// counts it. A marker written but not yet forgotten counts twice for that moment, so the cap
+    /// errs on the side of recording fewer.
+    pub fn record_pending(
+        &self,
+        service_id: &str,
+        marker_id: u64,
+        tenant: Option<&str>,
+        now: String,
+    ) -> bool {
         let Ok(mut map) = self.pending.lock() else {
             return false;
         };
@@ -216,9 +232,21 @@ impl Shared {
         if map.contains_key(&key) {
             return false;
         }
+        let cur = self.current();
+        let limit = cur.config.limits.max_pending_connections;
+        if cur.policy.pending_connections().saturating_add(map.len()) >= limit {
+            self.metrics.pending_connections_dropped_total.inc();
+            return false;
+        }
+        drop(cur);
         let seen = PendingSeen {
             service_id: service_id.to_owned(),
             marker_id,
+            // Tenants of the policy already match the `domain_id` rule; anything else would make
+            // the write fail validation and lose the marker, so it is left out instead.
+            tenant: tenant
+                .filter(|t| crate::policy::validate::is_valid(IdKind::DomainId, t))
+                .map(str::to_owned),
             first_seen: now,
         };
         if self.pending_tx.try_send(seen.clone()).is_err() {

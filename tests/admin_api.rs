@@ -824,6 +824,155 @@ async fn connection_unknown_marker_seen_is_listed_pending_persisted_and_receivab
     assert_eq!(send().await, (200, String::new()));
 }
 
+/// Hold the writer busy: a mutation that blocks (on the writer's blocking thread) until the
+/// returned sender is used or dropped, then refuses itself, so nothing is written. Returns once it
+/// runs, so later writes (pending markers, admin changes) wait behind it.
+async fn hold_writer(
+    h: &AdminHarness,
+) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (running_tx, running_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let writer = h.proxy.app.writer.clone();
+    let task = tokio::spawn(async move {
+        let r = writer
+            .mutate(move |_| {
+                let _ = running_tx.send(());
+                let _ = release_rx.recv();
+                Err::<(), ()>(())
+            })
+            .await;
+        assert!(matches!(r, Ok(Err(()))), "{r:?}");
+    });
+    within(30, running_rx).await.unwrap();
+    (release_tx, task)
+}
+
+#[tokio::test]
+async fn connection_unknown_marker_is_listed_pending_with_its_tenant_when_its_403_is_sent() {
+    // docs/contract.md §7 read-your-writes; §4 step 1 "with the request's tenant as domain_id".
+    let (_up, h) = admin_and_data_plane().await;
+    let client = h.proxy.client(false);
+    let g = h.generation();
+    // The writer cannot persist anything until released: what the API lists comes from memory.
+    let (release, held) = hold_writer(&h).await;
+    let seen = through(
+        &client,
+        &h.proxy,
+        Method::GET,
+        B,
+        "10.9.9.9",
+        Via::Marker(999),
+    )
+    .await;
+    assert_eq!(seen, (403, "VG.00040304".to_owned()));
+    let listed = |r: &AdminResponse| {
+        let v = r.json();
+        let c = v["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["marker_id"] == 999)
+            .cloned()
+            .collect::<Vec<_>>();
+        (c, v["total_count"].clone())
+    };
+    let r = read(&h, &format!("{SVC}/connections?marker_id=999")).await;
+    let (c, total) = listed(&r);
+    assert_eq!(total, 1, "{}", r.body);
+    assert_eq!(
+        (&c[0]["id"], &c[0]["status"], &c[0]["domain_id"]),
+        (&json!("marker-999"), &json!("pendingAcceptance"), &json!(B)),
+        "{}",
+        r.body
+    );
+    let r = read(&h, &format!("{SVC}/connections")).await;
+    assert_eq!(
+        listed(&r).1,
+        3,
+        "two in the file and the one in memory: {}",
+        r.body
+    );
+    assert!(!h.policy_file().contains("marker-999"), "not yet written");
+
+    // Once written it is listed once (from the file), with the same record.
+    release.send(()).unwrap();
+    within(30, held).await.unwrap();
+    h.wait_generation(g + 1).await;
+    let r = read(&h, &format!("{SVC}/connections")).await;
+    let (after, total) = listed(&r);
+    assert_eq!((after.len(), total), (1, json!(3)), "{}", r.body);
+    assert_eq!(after[0], c[0]);
+    let file = h.policy_file();
+    let line = file.lines().find(|l| l.contains("marker_id: 999")).unwrap();
+    assert!(line.contains(&format!("domain_id: {B}")), "{line}");
+}
+
+#[tokio::test]
+async fn connection_unknown_markers_beyond_max_pending_connections_are_denied_not_recorded_and_counted()
+ {
+    // docs/contract.md §2 `limits.max_pending_connections`, §4 step 1: the file already holds one
+    // pending connection (marker 222); the cap is 2, counting those in memory too.
+    let up = Upstream::start().await;
+    let extra = EXTRA.replace("limits:\n", "limits:\n  max_pending_connections: 2\n");
+    let h = AdminHarness::start(&config_plain(up.addr, &extra), POLICY).await;
+    let client = h.proxy.client(false);
+    let send = |m: u64| {
+        through(
+            &client,
+            &h.proxy,
+            Method::GET,
+            B,
+            "10.9.9.9",
+            Via::Marker(m),
+        )
+    };
+    let dropped = || {
+        let text = vpcguard::metrics::render(&h.shared().registry);
+        metric_lines(&text, "vpcguard_pending_connections_dropped_total")
+            .concat()
+            .to_owned()
+    };
+    assert_eq!(dropped(), "vpcguard_pending_connections_dropped_total 0");
+    let denied = (403, "VG.00040304".to_owned());
+    let g = h.generation();
+    let (release, held) = hold_writer(&h).await;
+    assert_eq!(send(901).await, denied); // 1 in the file + 0 in memory: recorded
+    assert_eq!(send(902).await, denied); // 1 + 1: at the cap, dropped
+    assert_eq!(send(903).await, denied); // dropped
+    assert_eq!(send(901).await, denied); // already pending: neither recorded again nor dropped
+    assert_eq!(dropped(), "vpcguard_pending_connections_dropped_total 2");
+    let pending: Vec<u64> = h.shared().pending().iter().map(|p| p.marker_id).collect();
+    assert_eq!(pending, [901]);
+    release.send(()).unwrap();
+    within(30, held).await.unwrap();
+    h.wait_generation(g + 1).await;
+    let file = h.policy_file();
+    assert!(file.contains("marker-901"), "{file}");
+    assert!(
+        !file.contains("marker-902") && !file.contains("marker-903"),
+        "{file}"
+    );
+
+    // Two pending in the file now: the next one is dropped with nothing in memory.
+    assert_eq!(send(904).await, denied);
+    assert_eq!(dropped(), "vpcguard_pending_connections_dropped_total 3");
+    assert!(h.shared().pending().is_empty());
+    // Accepting one frees a place: only pending connections count.
+    let (status, body) = write(
+        &h,
+        Method::POST,
+        &format!("{SVC}/connections/action"),
+        json!({"action": "receive", "endpoints": ["marker-901"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let g = h.generation();
+    assert_eq!(send(905).await, denied);
+    h.wait_generation(g + 1).await;
+    assert!(h.policy_file().contains("marker-905"));
+    assert_eq!(dropped(), "vpcguard_pending_connections_dropped_total 3");
+}
+
 // === the authorization check (router + data plane) ===
 
 #[tokio::test]
@@ -1264,9 +1413,14 @@ async fn admin_socket_metrics_without_a_token_count_admin_requests_by_route_and_
         r.headers["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
     );
-    // This scrape is counted after it answers, so only the two calls before it show.
+    // This scrape is counted after it answers, so only the two calls before it show (every
+    // other pre-created series is at zero).
+    let counted: Vec<&str> = metric_lines(&r.body, "vpcguard_admin_requests_total")
+        .into_iter()
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
     assert_eq!(
-        metric_lines(&r.body, "vpcguard_admin_requests_total"),
+        counted,
         [
             r#"vpcguard_admin_requests_total{route="vpceps",status="200"} 1"#,
             r#"vpcguard_admin_requests_total{route="vpceps",status="401"} 1"#,

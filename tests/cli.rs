@@ -60,6 +60,23 @@ fn check_invalid_config_exits_78_with_one_file_line_column_line() {
 }
 
 #[test]
+fn check_empty_config_exits_78_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for text in ["", "# nothing but a comment\n"] {
+        let path = write_config(dir.path(), text, common::OPEN_POLICY);
+        let (code, out, err) = vpcguard(&["check", "-c", &path]);
+        assert_eq!(code, 78, "{text:?}: {err}");
+        assert_eq!(out, "", "{text:?}: no summary for an invalid config");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{text:?}: one line: {err}");
+        assert!(
+            lines[0].starts_with(&format!("{path}: ")),
+            "{text:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn usage_error_exits_64() {
     let (code, _, _) = vpcguard(&["frobnicate"]);
     assert_eq!(code, 64);

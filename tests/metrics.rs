@@ -204,10 +204,15 @@ async fn a_scripted_mix_gives_exact_counter_lines() {
         "vpcguard_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     )));
-    // The admin calls themselves are counted by route and status (this scrape is the first).
+    // The admin calls themselves are counted by route and status (this scrape is the first; the
+    // other pre-created series stay at zero).
     let (_, again) = proxy.admin_get("/metrics").await;
+    let counted: Vec<&str> = lines(&again, "vpcguard_admin_requests_total")
+        .into_iter()
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
     assert_eq!(
-        lines(&again, "vpcguard_admin_requests_total"),
+        counted,
         [r#"vpcguard_admin_requests_total{route="metrics",status="200"} 1"#]
     );
 }
@@ -329,6 +334,54 @@ async fn a_real_prometheus_scrapes_the_admin_listener() {
     assert_eq!(requests, "3");
 }
 
+/// docs/contract.md §7, §9: `admin_requests_total` has a series for every route from the start —
+/// each route with the statuses it answers (its success, its refusals), at zero — so that a rate,
+/// an error ratio or an `increase(…{status="401"}) > 0` alert works before the first call.
+#[tokio::test]
+async fn admin_requests_total_before_any_admin_call_has_every_route_at_zero() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
+    let text = vpcguard::metrics::render(&proxy.app.shared.registry);
+    let got = lines(&text, "vpcguard_admin_requests_total");
+    let routes: &[(&str, &[&str])] = &[
+        ("connections", &["200", "400", "401", "404"]),
+        (
+            "connections_action",
+            &["200", "400", "401", "404", "409", "500"],
+        ),
+        ("healthz", &["200"]),
+        ("metrics", &["200"]),
+        ("other", &["401", "404"]),
+        (
+            "project_permission",
+            &["200", "400", "401", "404", "409", "500"],
+        ),
+        ("readyz", &["200", "503"]),
+        ("reload", &["200", "400", "401"]),
+        ("status", &["200", "401"]),
+        (
+            "trusted_ip_addresses",
+            &["200", "400", "401", "404", "409", "500"],
+        ),
+        ("vpcep_authorization", &["200", "400", "401"]),
+        ("vpceps", &["200", "400", "401", "404", "409", "500"]),
+        (
+            "vpceps_settings",
+            &["200", "400", "401", "404", "409", "500"],
+        ),
+    ];
+    let mut want: Vec<String> = routes
+        .iter()
+        .flat_map(|(route, statuses)| {
+            statuses.iter().map(move |status| {
+                format!(r#"vpcguard_admin_requests_total{{route="{route}",status="{status}"}} 0"#)
+            })
+        })
+        .collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+}
+
 /// The address in Prometheus's (exporter-toolkit's) `msg="Listening on" … address=HOST:PORT` log
 /// line, which is the bound address (the line before it repeats the configured `:0`).
 fn listening_on(line: &str) -> Option<SocketAddr> {
@@ -346,9 +399,7 @@ fn listening_on(line: &str) -> Option<SocketAddr> {
 async fn metric_names_in_code_and_readme_agree() {
     let up = Upstream::start().await;
     let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
-    // A labelled family without any series is not exported; one admin call creates the first
-    // series of `vpcguard_admin_requests_total` (every other family has series from the start).
-    proxy.admin_get("/healthz").await;
+    // Every family has series from the start (a labelled family without any is not exported).
     let code: BTreeSet<String> = proxy
         .app
         .shared

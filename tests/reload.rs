@@ -580,3 +580,142 @@ async fn a_mutation_is_on_disk_when_it_returns_and_is_not_reloaded_again() {
         broken
     );
 }
+
+#[tokio::test]
+async fn config_emptied_on_reload_keeps_the_last_good_generation_and_counts_a_failure() {
+    // docs/contract.md §2, §8: an empty config is an invalid version, never "every key at its
+    // default" (which would wipe the admin tokens and reset the tenant rules).
+    let up = Upstream::start().await;
+    let config = common::config_plain(up.addr, common::STATIC_TENANT);
+    let proxy = TestProxy::start(&config, &policy(&["127.0.0.1"]), false).await;
+    let generation = proxy.app.shared.current().number;
+    for (i, text) in ["", "# emptied by a truncated write\n", "- listen: {}\n"]
+        .iter()
+        .enumerate()
+    {
+        attempt(&proxy, || rename_over(&proxy.path("vpcguard.yaml"), text)).await;
+        assert_eq!(proxy.app.shared.current().number, generation, "{text:?}");
+        let last = proxy.app.shared.last_reload().unwrap();
+        assert_eq!(last.result, "failure", "{text:?}");
+        assert!(
+            last.error.unwrap().contains("vpcguard.yaml"),
+            "{text:?}: the error names the file"
+        );
+        // The tokens still answer, and the static tenant rule still judges (no x-domain-id).
+        let (status, metrics) = proxy.admin_get("/metrics").await;
+        assert_eq!(status, 200);
+        let want = format!(
+            "vpcguard_config_reloads_total{{file=\"config\",result=\"failure\"}} {}",
+            i + 1
+        );
+        assert!(metrics.contains(&want), "{text:?}: {want}");
+        assert_eq!(
+            proxy.admin_get("/status").await.0,
+            200,
+            "{text:?}: tokens kept"
+        );
+        let r = proxy
+            .client(false)
+            .get(format!("{}/x", proxy.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{text:?}: the static tenant still applies");
+    }
+}
+
+#[tokio::test]
+async fn certificate_files_deleted_during_rotation_keep_the_old_pair_and_count_a_tls_failure() {
+    // docs/contract.md §8: the self-signed certificate is generated only at startup; on a reload,
+    // missing certificate files are an invalid version.
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(
+        &common::config_tls(up.addr, ""),
+        &policy(&["127.0.0.1"]),
+        true,
+    )
+    .await;
+    let first = served_cert(&proxy).await;
+    let generation = proxy.app.shared.current().number;
+    std::fs::remove_file(proxy.path("tls/cert.pem")).unwrap();
+    std::fs::remove_file(proxy.path("tls/key.pem")).unwrap();
+    // The watcher may try first (and fail the same way); this reload is the one asserted on.
+    let outcome = proxy
+        .app
+        .writer
+        .reload(vpcguard::reload::Trigger::Signal)
+        .await;
+    match outcome {
+        vpcguard::reload::Outcome::Failed { error } => {
+            assert!(error.contains("cert.pem"), "{error}")
+        }
+        other => panic!("deleted certificate files were accepted: {other:?}"),
+    }
+    assert_eq!(proxy.app.shared.current().number, generation);
+    assert_eq!(
+        served_cert(&proxy).await,
+        first,
+        "the old pair keeps serving"
+    );
+    let (_, metrics) = proxy.admin_get("/metrics").await;
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("vpcguard_config_reloads_total{file=\"tls\",result=\"failure\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{metrics}");
+    assert!(
+        metrics.contains("vpcguard_config_reloads_total{file=\"tls\",result=\"success\"} 0"),
+        "{metrics}"
+    );
+
+    // The rotation completes: the new pair is taken.
+    let (cert, key, der) = proxy.pki.as_ref().unwrap().leaf(0x0a0b);
+    std::fs::write(proxy.path("tls/key.pem"), &key).unwrap();
+    std::fs::write(proxy.path("tls/cert.pem"), &cert).unwrap();
+    let outcome = proxy
+        .app
+        .writer
+        .reload(vpcguard::reload::Trigger::Signal)
+        .await;
+    assert!(
+        !matches!(outcome, vpcguard::reload::Outcome::Failed { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(served_cert(&proxy).await, der);
+}
+
+#[tokio::test]
+async fn mutation_whose_file_is_hand_edited_before_its_rename_is_refused_and_keeps_the_edit() {
+    // docs/contract.md §7: the writer re-checks, just before the rename, that the file still
+    // holds what the mutation read; a hand edit saved in between is never overwritten.
+    let (_up, proxy) = setup(&policy(&["10.0.0.0/8"])).await;
+    let path = proxy.path("policy.yaml");
+    let hand = policy(&["127.0.0.1"]);
+    let (edit_path, edit_text) = (path.clone(), hand.clone());
+    let generation = proxy.app.shared.current().number;
+    // The mutation runs after the writer read the file and before it renames its own over it:
+    // a hand edit saved from inside it lands exactly in that window.
+    let err = proxy
+        .app
+        .writer
+        .mutate(move |f| {
+            std::fs::write(&edit_path, &edit_text).unwrap();
+            f.tenants.clear();
+            Ok::<_, Infallible>(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Edited { .. }), "{err}");
+    assert_eq!(ApiError::from(err).kind, ErrorKind::Conflict);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        hand,
+        "the edit is kept"
+    );
+    // Nothing was published by the refused write; the watcher then loads the hand edit.
+    assert_eq!(wait_policy(&proxy, &sha(&hand)).await, generation + 1);
+}

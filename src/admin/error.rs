@@ -93,7 +93,9 @@ impl ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> ApiError {
         let kind = match &e {
-            WriteError::Unreadable { .. } | WriteError::EditedInvalid(_) => ErrorKind::Conflict,
+            WriteError::Unreadable { .. }
+            | WriteError::EditedInvalid(_)
+            | WriteError::Edited { .. } => ErrorKind::Conflict,
             WriteError::Invalid(PolicyError::TooManyEndpoints { .. }) => ErrorKind::Quota,
             WriteError::Invalid(PolicyError::DuplicateId { .. }) => ErrorKind::Conflict,
             WriteError::Invalid(PolicyError::Render(_)) => ErrorKind::Internal,

@@ -27,6 +27,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::AdminRoute;
 use crate::reload::{Outcome, Trigger, Writer};
 use crate::state::Shared;
 
@@ -102,23 +103,30 @@ async fn guard(State(st): State<AdminState>, req: Request, next: Next) -> Respon
     resp
 }
 
-/// The `route` label: a closed set, never the raw path.
+/// The `route` label: a closed set ([`AdminRoute`]), never the raw path.
 pub fn route_label(path: &str) -> &'static str {
+    admin_route(path).as_str()
+}
+
+/// The route `path` belongs to, for `admin_requests_total{route}`.
+pub fn admin_route(path: &str) -> AdminRoute {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
-        ["metrics"] => "metrics",
-        ["healthz"] => "healthz",
-        ["readyz"] => "readyz",
-        ["status"] => "status",
-        ["-", "reload"] => "reload",
-        ["v2", "vpceps"] => "vpceps",
-        ["v2", "vpceps", "settings"] => "vpceps_settings",
-        ["v1", "vpcep-authorization"] => "vpcep_authorization",
-        ["v1", _, "vpc-endpoint-services", _, "connections"] => "connections",
-        ["v1", _, "vpc-endpoint-services", _, "connections", "action"] => "connections_action",
-        ["v4", "tenant", "trusted-ip-addresses", ..] => "trusted_ip_addresses",
-        ["v1", "job", "project", "permission"] => "project_permission",
-        _ => "other",
+        ["metrics"] => AdminRoute::Metrics,
+        ["healthz"] => AdminRoute::Healthz,
+        ["readyz"] => AdminRoute::Readyz,
+        ["status"] => AdminRoute::Status,
+        ["-", "reload"] => AdminRoute::Reload,
+        ["v2", "vpceps"] => AdminRoute::Vpceps,
+        ["v2", "vpceps", "settings"] => AdminRoute::VpcepsSettings,
+        ["v1", "vpcep-authorization"] => AdminRoute::VpcepAuthorization,
+        ["v1", _, "vpc-endpoint-services", _, "connections"] => AdminRoute::Connections,
+        ["v1", _, "vpc-endpoint-services", _, "connections", "action"] => {
+            AdminRoute::ConnectionsAction
+        }
+        ["v4", "tenant", "trusted-ip-addresses", ..] => AdminRoute::TrustedIpAddresses,
+        ["v1", "job", "project", "permission"] => AdminRoute::ProjectPermission,
+        _ => AdminRoute::Other,
     }
 }
 
@@ -225,4 +233,50 @@ async fn status(State(st): State<AdminState>) -> impl IntoResponse {
             "service_id": p.service_id, "marker_id": p.marker_id, "first_seen": p.first_seen,
         })).collect::<Vec<_>>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_route_every_label_has_a_path_and_precreated_statuses_are_status_labels() {
+        const PATHS: &[(&str, AdminRoute)] = &[
+            ("/metrics", AdminRoute::Metrics),
+            ("/healthz", AdminRoute::Healthz),
+            ("/readyz", AdminRoute::Readyz),
+            ("/status", AdminRoute::Status),
+            ("/-/reload", AdminRoute::Reload),
+            ("/v2/vpceps", AdminRoute::Vpceps),
+            ("/v2/vpceps/settings", AdminRoute::VpcepsSettings),
+            ("/v1/vpcep-authorization", AdminRoute::VpcepAuthorization),
+            (
+                "/v1/p/vpc-endpoint-services/s/connections",
+                AdminRoute::Connections,
+            ),
+            (
+                "/v1/p/vpc-endpoint-services/s/connections/action",
+                AdminRoute::ConnectionsAction,
+            ),
+            (
+                "/v4/tenant/trusted-ip-addresses/7",
+                AdminRoute::TrustedIpAddresses,
+            ),
+            ("/v1/job/project/permission", AdminRoute::ProjectPermission),
+            ("/nope", AdminRoute::Other),
+        ];
+        for (path, want) in PATHS {
+            assert_eq!(admin_route(path), *want, "case {path}");
+        }
+        for route in AdminRoute::ALL {
+            assert!(
+                PATHS.iter().any(|(_, r)| *r == route),
+                "case {route:?}: no path"
+            );
+            for status in route.statuses() {
+                let code = StatusCode::from_bytes(status.as_bytes()).unwrap();
+                assert_eq!(status_label(code), *status, "case {route:?} {status}");
+            }
+        }
+    }
 }

@@ -1,8 +1,9 @@
-//! Reading the listener's certificate pair from its PEM files (or generating a self-signed one
-//! for `localhost` when neither file exists), part of loading a config: startup exits 78 on a
-//! [`TlsError`], a reload keeps the pair in force.
+//! Reading the listener's certificate pair from its PEM files (or, at startup only, generating a
+//! self-signed one for `localhost` when neither file exists), part of loading a config: startup
+//! exits 78 on a [`TlsError`], a reload keeps the pair in force.
 //!
-//! Does file I/O ([`load_or_generate`], [`load_pair`]); serving the key is `cert_store`'s job.
+//! Does file I/O ([`load_or_generate`], [`load_on_reload`], [`load_pair`]); serving the key is
+//! `cert_store`'s job.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +32,12 @@ pub enum TlsError {
     /// Generating the self-signed certificate failed.
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(String),
+    /// On a reload, neither file exists (docs/contract.md §8: the self-signed certificate is made only at
+    /// startup, so a rotation that deleted the pair never swaps one in).
+    #[error(
+        "the certificate and key files are both missing; a self-signed certificate is generated only at startup, so the certificate in force keeps serving"
+    )]
+    Missing,
 }
 
 /// Load the pair named in `files`. When *neither* file exists, generate a self-signed certificate
@@ -44,6 +51,23 @@ pub fn load_or_generate(
         return Ok((key, true));
     }
     load_pair(&files.cert, &files.key).map(|k| (k, false))
+}
+
+/// On a reload: load the pair named in `files`; nothing is ever generated. When neither file
+/// exists, `Ok(None)` if the certificate in force is the one generated at startup
+/// (`self_signed_in_force`: it keeps serving, nothing changed), else [`TlsError::Missing`]: the
+/// files a real certificate came from were deleted, which is an invalid version.
+pub fn load_on_reload(
+    files: &TlsFiles,
+    self_signed_in_force: bool,
+) -> Result<Option<Arc<CertifiedKey>>, (PathBuf, TlsError)> {
+    if !files.cert.exists() && !files.key.exists() {
+        return match self_signed_in_force {
+            true => Ok(None),
+            false => Err((files.cert.clone(), TlsError::Missing)),
+        };
+    }
+    load_pair(&files.cert, &files.key).map(Some)
 }
 
 /// Load and check a PEM certificate chain and private key.
@@ -132,6 +156,29 @@ mod tests {
         let (path, err) = load_or_generate(&files).unwrap_err();
         assert_eq!(path, files.key);
         assert!(matches!(err, TlsError::Read(_)));
+    }
+
+    #[test]
+    fn load_on_reload_with_both_files_gone_is_missing_unless_self_signed_in_force() {
+        install();
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            min_version: TlsVersion::V12,
+        };
+        let (path, err) = load_on_reload(&files, false).unwrap_err();
+        assert_eq!(path, files.cert);
+        assert!(matches!(err, TlsError::Missing), "{err:?}");
+        assert!(load_on_reload(&files, true).unwrap().is_none());
+        // One file of two is an error whatever is in force; both present are loaded.
+        let ck = rcgen::generate_simple_self_signed(vec!["x".to_owned()]).unwrap();
+        std::fs::write(&files.cert, ck.cert.pem()).unwrap();
+        let (path, err) = load_on_reload(&files, true).unwrap_err();
+        assert_eq!(path, files.key);
+        assert!(matches!(err, TlsError::Read(_)), "{err:?}");
+        std::fs::write(&files.key, ck.signing_key.serialize_pem()).unwrap();
+        assert!(load_on_reload(&files, false).unwrap().is_some());
     }
 
     #[test]

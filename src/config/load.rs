@@ -32,6 +32,11 @@ pub enum ConfigError {
         column: u32,
         message: String,
     },
+    /// The file holds no document (nothing, only comments, `---` or `~`): docs/contract.md §2 makes
+    /// an empty config invalid, so a truncated write never reloads as "every key at its default"
+    /// (admin tokens gone, tenant rules reset). `{}` is the file that takes every default.
+    #[error("{}: the config file is empty; write `{{}}` for a config that takes every default", path.display())]
+    Empty { path: PathBuf },
     /// A value parsed but is not acceptable.
     #[error("{}{}: {}: {}", path.display(), at(invalid.pos), invalid.field, invalid.message)]
     Invalid { path: PathBuf, invalid: Invalid },
@@ -55,11 +60,19 @@ fn at(pos: Option<(u32, u32)>) -> String {
 }
 
 /// Parse and validate config text. `path` is used for messages and to resolve relative paths.
+///
+/// An empty document (nothing, only comments, `---` or `~`) is [`ConfigError::Empty`], and a
+/// document that is not a mapping is a [`ConfigError::Syntax`] at its position (docs/contract.md
+/// §2).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let raw: raw::File = if text.trim().is_empty() {
-        raw::File::default()
-    } else {
-        serde_saphyr::from_str(text).map_err(|e| syntax(path, &e))?
+    let raw: raw::File = match serde_saphyr::from_str::<Option<raw::File>>(text) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => {
+            return Err(ConfigError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(syntax(path, &e)),
     };
     let base = path.parent().unwrap_or(Path::new("."));
     Config::from_raw(raw, base).map_err(|invalid| ConfigError::Invalid {
@@ -95,9 +108,11 @@ pub struct Loaded {
     pub config_sha256: String,
     pub policy: Arc<Snapshot>,
     pub policy_sha256: String,
-    /// The certificate to serve (`None` without `listen.tls`).
+    /// The certificate to serve (`None` without `listen.tls`, or on a reload that keeps the
+    /// self-signed certificate in force).
     pub tls: Option<Arc<rustls::sign::CertifiedKey>>,
-    /// True when no certificate files existed and a self-signed one was generated.
+    /// True when no certificate files exist and the self-signed certificate is served (generated
+    /// by this load at startup, kept by a reload).
     pub tls_self_signed: bool,
     /// What was read, so a file watcher can tell a real change from noise.
     pub fingerprint: Fingerprint,
@@ -160,8 +175,26 @@ impl ConfigError {
     }
 }
 
-/// Read and validate the config at `path`, then its policy file and TLS files.
+/// Which load this is: it decides what absent certificate files mean (docs/contract.md §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `run` and `check`: when both certificate files are absent, a self-signed certificate for
+    /// `localhost` is generated.
+    Startup,
+    /// A reload: nothing is generated. `self_signed` says the generation in force serves the
+    /// certificate generated at startup; a pair still absent then keeps it, otherwise absent files
+    /// are an invalid version ([`TlsError::Missing`](super::certs::TlsError::Missing)).
+    Reload { self_signed: bool },
+}
+
+/// Read and validate the config at `path`, then its policy file and TLS files, as at startup
+/// (`run`, `check`).
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_as(path, Phase::Startup)
+}
+
+/// [`load`] for `phase`: a reload passes [`Phase::Reload`].
+pub fn load_as(path: &Path, phase: Phase) -> Result<Loaded, ConfigError> {
     let text = read(path)?;
     let config = parse(&text, path)?;
     let config_sha256 = sha256_hex(text.as_bytes());
@@ -175,12 +208,19 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             .and_then(|v| <[u8; 32]>::try_from(v).ok()),
         tls: config.listen.tls.as_ref().and_then(tls_hashes),
     };
-    let (tls, tls_self_signed) = match &config.listen.tls {
-        None => (None, false),
-        Some(files) => {
-            let (key, generated) = super::certs::load_or_generate(files)
-                .map_err(|(p, source)| ConfigError::Tls { path: p, source })?;
+    let tls_error = |(p, source)| ConfigError::Tls { path: p, source };
+    let (tls, tls_self_signed) = match (&config.listen.tls, phase) {
+        (None, _) => (None, false),
+        (Some(files), Phase::Startup) => {
+            let (key, generated) = super::certs::load_or_generate(files).map_err(tls_error)?;
             (Some(key), generated)
+        }
+        (Some(files), Phase::Reload { self_signed }) => {
+            match super::certs::load_on_reload(files, self_signed).map_err(tls_error)? {
+                Some(key) => (Some(key), false),
+                // Both files still absent: the certificate generated at startup keeps serving.
+                None => (None, true),
+            }
         }
     };
     Ok(Loaded {

@@ -137,6 +137,9 @@ pub struct Limits {
     pub max_body_bytes: Option<u64>,
     pub max_vpceps_per_tenant: usize,
     pub shutdown_grace: Duration,
+    /// Most `pendingAcceptance` connections the policy holds, counting markers on their way to the
+    /// file (docs/contract.md §4 step 1); an unknown marker beyond it is denied but not recorded.
+    pub max_pending_connections: usize,
 }
 
 /// `log:`

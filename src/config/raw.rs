@@ -292,6 +292,7 @@ pub struct Limits {
     pub max_body_bytes: Option<u64>,
     pub max_vpceps_per_tenant: Option<usize>,
     pub shutdown_grace: Option<Dur>,
+    pub max_pending_connections: Option<usize>,
 }
 
 /// `log:`
@@ -316,8 +317,8 @@ pub enum LogFormat {
 
 // === impl Dur ===
 
-/// A duration written as `250ms`, `10s`, `2m`, `1h` (or `0`). Parsed during deserialization so a bad
-/// value is reported at its position.
+/// A duration written as `250ms`, `10s`, `2m`, `1h` (or `0`), at most 365 days. Parsed during
+/// deserialization so a bad value is reported at its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
@@ -330,27 +331,45 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-/// Parse `<digits><unit>` with unit `ms`, `s`, `m` or `h`; `0` alone is zero.
+/// The longest duration a config may give (docs/contract.md §2): 365 days. Longer ones are
+/// rejected where they are written, rather than overflowing a deadline (`Instant + d` panics)
+/// in a connection task later.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parse `<digits><unit>` with unit `ms`, `s`, `m` or `h`; `0` alone is zero. At most
+/// [`MAX_DURATION`]; a number too large for a `u64` is over it too.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
     let (num, unit) = s.split_at(digits);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"250ms\", \"10s\", \"2m\""))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
+    let too_long = || format!("duration {s:?} is longer than the maximum of 365 days");
+    if num.is_empty() {
+        return Err(format!(
+            "invalid duration {s:?}: expected e.g. \"250ms\", \"10s\", \"2m\""
+        ));
+    }
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
         _ => {
             return Err(format!(
                 "invalid duration {s:?}: unit must be one of ms, s, m, h (e.g. \"10s\")"
             ));
         }
     };
+    // Only digits remain, so the one way to fail is a number beyond u64.
+    let n: u64 = num.parse().map_err(|_| too_long())?;
+    let d = n
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(too_long)?;
+    if d > MAX_DURATION {
+        return Err(too_long());
+    }
     Ok(d)
 }
 
@@ -389,10 +408,32 @@ mod tests {
             ("-1s", None),
             ("10 s", None),
             ("", None),
+            // docs/contract.md §2: at most 365 days, in any unit.
+            ("8760h", Some(31_536_000_000)),
+            ("525600m", Some(31_536_000_000)),
+            ("31536000s", Some(31_536_000_000)),
+            ("31536000000ms", Some(31_536_000_000)),
+            ("8761h", None),
+            ("525601m", None),
+            ("31536001s", None),
+            ("31536000001ms", None),
+            ("99999999999999h", None),
+            // Too many digits for the number itself.
+            ("99999999999999999999999s", None),
         ];
         for (input, want) in CASES {
-            let got = parse_duration(input).ok().map(|d| d.as_millis() as u64);
+            let got = parse_duration(input)
+                .ok()
+                .map(|d| u64::try_from(d.as_millis()).unwrap());
             assert_eq!(got, *want, "case {input:?}");
+        }
+    }
+
+    #[test]
+    fn parse_duration_over_365_days_names_the_limit() {
+        for input in ["8761h", "99999999999999h", "99999999999999999999999s"] {
+            let err = parse_duration(input).unwrap_err();
+            assert!(err.contains("365 days"), "case {input:?}: {err}");
         }
     }
 }

@@ -19,6 +19,8 @@ enum Want {
     Syntax(u32, u32),
     /// Rejected by `model.rs`: the field path and the position (`None` = no position).
     Invalid(&'static str, Option<(u32, u32)>),
+    /// Rejected as an empty document (`ConfigError::Empty`, no position).
+    Empty,
 }
 
 fn parse_outcome(yaml: &str) -> Want {
@@ -34,15 +36,28 @@ fn parse_outcome(yaml: &str) -> Want {
             assert_eq!(path, Path::new(FILE));
             Want::Invalid(invalid.field, invalid.pos)
         }
+        Err(ConfigError::Empty { path }) => {
+            assert_eq!(path, Path::new(FILE));
+            Want::Empty
+        }
         Err(other) => panic!("parse does no I/O, yet returned {other:?}"),
     }
 }
 
 #[test]
 fn parse_rejects_each_invalid_value_at_its_field_and_position() {
-    use Want::{Invalid, Ok, Syntax};
+    use Want::{Empty, Invalid, Ok, Syntax};
     const CASES: &[(&str, &str, Want)] = &[
-        ("empty file takes every default", "", Ok),
+        // --- the document itself (docs/contract.md §2: an empty file, or one that is not a
+        // mapping, is invalid; `{}` is the file that takes every default) ---
+        ("empty mapping takes every default", "{}\n", Ok),
+        ("empty file", "", Empty),
+        ("only blank lines", "\n  \n", Empty),
+        ("only a comment", "# all defaults\n", Empty),
+        ("only a document marker", "---\n", Empty),
+        ("null document", "~\n", Empty),
+        ("a sequence, not a mapping", "- listen: {}\n", Syntax(1, 1)),
+        ("a scalar, not a mapping", "listen\n", Syntax(1, 1)),
         // --- serde-saphyr, through load::syntax ---
         (
             "yaml syntax: unclosed flow sequence",
@@ -181,6 +196,16 @@ fn parse_rejects_each_invalid_value_at_its_field_and_position() {
             "duration without a unit",
             "limits:\n  keepalive_timeout: 10\n",
             Syntax(2, 22),
+        ),
+        (
+            "duration over 365 days",
+            "limits:\n  keepalive_timeout: 99999999999999h\n",
+            Syntax(2, 22),
+        ),
+        (
+            "duration whose number overflows",
+            "upstream:\n  idle_timeout: 99999999999999999999999s\n",
+            Syntax(2, 17),
         ),
         (
             "duration with an unknown unit",
@@ -365,6 +390,8 @@ type LoadCase = (
     LoadWant,
 );
 
+/// The smallest valid config: an empty mapping, every key at its default (an empty file is invalid).
+const MINIMAL: &str = "{}\n";
 const OPEN_POLICY: &str = "tenants:\n  - enterprise_id: 389efb76b1354e4482eabeed00000000\n";
 const TLS_FILES: &str = "listen:\n  tls: { cert: c.pem, key: k.pem }\n";
 
@@ -376,12 +403,17 @@ fn load_reports_the_file_at_fault() {
     const CASES: &[LoadCase] = &[
         (
             "defaults with an open policy",
-            Some(""),
+            Some(MINIMAL),
             &[("policy.yaml", OPEN_POLICY)],
             Ok { self_signed: false },
         ),
         ("config file missing", None, &[], Read("vpcguard.yaml")),
-        ("policy file missing", Some(""), &[], Read("policy.yaml")),
+        (
+            "policy file missing",
+            Some(MINIMAL),
+            &[],
+            Read("policy.yaml"),
+        ),
         (
             "policy.path resolved against the config directory",
             Some("policy:\n  path: rules/p.yaml\n"),
@@ -390,13 +422,13 @@ fn load_reports_the_file_at_fault() {
         ),
         (
             "policy file empty (no position)",
-            Some(""),
+            Some(MINIMAL),
             &[("policy.yaml", "")],
             Policy("policy.yaml", "Empty", None),
         ),
         (
             "policy file invalid, at its own position",
-            Some(""),
+            Some(MINIMAL),
             &[(
                 "policy.yaml",
                 "tenants:\n  - enterprise_id: 389efb76b1354e4482eabeed00000000\n    trusted_ips:\n      - { id: \"1\", ip_range: \"10.0.0.9-10.0.0.1\", view_flag: 1, download_flag: 0, upload_flag: 0 }\n",
@@ -502,13 +534,18 @@ fn display_starts_with_file_line_column() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("vpcguard.yaml");
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&config, "").unwrap();
+    std::fs::write(&config, MINIMAL).unwrap();
     std::fs::write(
         &policy,
         "tenants:\n  - enterprise_id: 389efb76b1354e4482eabeed00000000\n    trusted_ips:\n      - { id: \"1\", ip_range: \"10.0.0.0/33\" }\n",
     )
     .unwrap();
     let cases: &[(&str, ConfigError, String)] = &[
+        (
+            "empty (no position to print)",
+            parse("", Path::new(FILE)).unwrap_err(),
+            format!("{FILE}: "),
+        ),
         (
             "syntax",
             parse("listen:\n  adress: x\n", Path::new(FILE)).unwrap_err(),

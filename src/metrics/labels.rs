@@ -207,3 +207,87 @@ impl RequestRejectReason {
         }
     }
 }
+
+/// `admin_requests_total{route}`: the admin listener's routes (docs/contract.md §7), `other` for
+/// any other path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminRoute {
+    Metrics,
+    Healthz,
+    Readyz,
+    Status,
+    Reload,
+    Vpceps,
+    VpcepsSettings,
+    VpcepAuthorization,
+    Connections,
+    ConnectionsAction,
+    TrustedIpAddresses,
+    ProjectPermission,
+    Other,
+}
+
+/// What a writing route of the REST API answers: success, a bad parameter (or quota), no token,
+/// not found, a conflict (duplicate, or an invalid hand edit), a failed write.
+const WRITE_STATUSES: &[&str] = &["200", "400", "401", "404", "409", "500"];
+
+impl AdminRoute {
+    /// Every value.
+    pub const ALL: [AdminRoute; 13] = [
+        Self::Metrics,
+        Self::Healthz,
+        Self::Readyz,
+        Self::Status,
+        Self::Reload,
+        Self::Vpceps,
+        Self::VpcepsSettings,
+        Self::VpcepAuthorization,
+        Self::Connections,
+        Self::ConnectionsAction,
+        Self::TrustedIpAddresses,
+        Self::ProjectPermission,
+        Self::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Metrics => "metrics",
+            Self::Healthz => "healthz",
+            Self::Readyz => "readyz",
+            Self::Status => "status",
+            Self::Reload => "reload",
+            Self::Vpceps => "vpceps",
+            Self::VpcepsSettings => "vpceps_settings",
+            Self::VpcepAuthorization => "vpcep_authorization",
+            Self::Connections => "connections",
+            Self::ConnectionsAction => "connections_action",
+            Self::TrustedIpAddresses => "trusted_ip_addresses",
+            Self::ProjectPermission => "project_permission",
+            Self::Other => "other",
+        }
+    }
+
+    /// The `status` values this route answers with a correct method: its success and the
+    /// refusals its handler (and the token check) can give. `admin_requests_total` pre-creates
+    /// exactly these (docs/contract.md §7 "a series for every route from the start"), so rates,
+    /// error ratios and an alert on `increase(…{status="401"}[5m]) > 0` work before the first
+    /// call. Statuses only a malformed call gets (405 wrong method, 413/415/422 from the body
+    /// extractors, `other`) appear at first use, which keeps the set small.
+    pub fn statuses(self) -> &'static [&'static str] {
+        match self {
+            Self::Metrics | Self::Healthz => &["200"],
+            Self::Readyz => &["200", "503"],
+            Self::Status => &["200", "401"],
+            Self::Reload | Self::VpcepAuthorization => &["200", "400", "401"],
+            Self::Connections => &["200", "400", "401", "404"],
+            Self::Vpceps
+            | Self::VpcepsSettings
+            | Self::ConnectionsAction
+            | Self::TrustedIpAddresses
+            | Self::ProjectPermission => WRITE_STATUSES,
+            // No token: 401 (the guard runs before routing); with one: 404.
+            Self::Other => &["401", "404"],
+        }
+    }
+}

@@ -7,7 +7,8 @@
 mod labels;
 
 pub use labels::{
-    DecisionLabel, RejectReason, ReloadFile, RequestReason, RequestRejectReason, UpstreamErrorKind,
+    AdminRoute, DecisionLabel, RejectReason, ReloadFile, RequestReason, RequestRejectReason,
+    UpstreamErrorKind,
 };
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -40,6 +41,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// Access lines lost because stdout stayed blocked (see `access_log`).
     pub access_log_dropped_total: IntCounter,
+    /// Unknown markers denied but not recorded: `limits.max_pending_connections` was reached.
+    pub pending_connections_dropped_total: IntCounter,
     /// The hot-path children of the `*_total` families, resolved once.
     resolved: Resolved,
 }
@@ -208,6 +211,10 @@ impl Metrics {
                 "access_log_dropped_total",
                 "Access log lines dropped because stdout did not keep up.",
             ))?,
+            pending_connections_dropped_total: IntCounter::with_opts(opts(
+                "pending_connections_dropped_total",
+                "Unknown VPC endpoint markers denied but not recorded as pending: limits.max_pending_connections reached.",
+            ))?,
         };
         reg.register(Box::new(m.requests_total.clone()))?;
         reg.register(Box::new(m.request_duration_seconds.clone()))?;
@@ -227,6 +234,7 @@ impl Metrics {
         reg.register(Box::new(m.admin_requests_total.clone()))?;
         reg.register(Box::new(m.build_info.clone()))?;
         reg.register(Box::new(m.access_log_dropped_total.clone()))?;
+        reg.register(Box::new(m.pending_connections_dropped_total.clone()))?;
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -269,6 +277,13 @@ impl Metrics {
         }
         for k in POLICY_ENTRY_KINDS {
             self.policy_entries.with_label_values(&[k]).set(0);
+        }
+        for route in AdminRoute::ALL {
+            for status in route.statuses() {
+                self.admin_requests_total
+                    .with_label_values(&[route.as_str(), status])
+                    .reset();
+            }
         }
         self.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])

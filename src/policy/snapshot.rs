@@ -11,7 +11,7 @@ use super::PolicyError;
 use super::compile;
 pub use super::compiled::Counts;
 use super::compiled::{ConnRef, ProjectInfo, Rules, Source};
-use super::file::PolicyFile;
+use super::file::{ConnectionStatus, PolicyFile};
 
 /// What the caller's config contributes to compiling (docs/contract.md §2 `policy.unknown_tenant`,
 /// `limits.max_vpceps_per_tenant`).
@@ -49,6 +49,8 @@ pub struct Snapshot {
     /// The first service with `approval_required: true` (docs/contract.md §4 step 1).
     pub(super) approval_service: Option<usize>,
     counts: Counts,
+    /// Connections with status `pendingAcceptance`, in every service.
+    pending_connections: usize,
 }
 
 impl Snapshot {
@@ -64,6 +66,10 @@ impl Snapshot {
         let projects = compile::projects(file, &tenants, &mut rules, &mut counts, max)?;
         let (by_marker, by_conn_id) = compile::services(&file.endpoint_services)?;
         counts.connections = by_marker.len();
+        let pending_connections = by_marker
+            .values()
+            .filter(|c| c.status == ConnectionStatus::PendingAcceptance)
+            .count();
         Ok(Snapshot {
             file: file.clone(),
             unknown_tenant_allow: opts.unknown_tenant_allow,
@@ -77,6 +83,7 @@ impl Snapshot {
                 .iter()
                 .position(|s| s.approval_required),
             counts,
+            pending_connections,
         })
     }
 
@@ -88,6 +95,12 @@ impl Snapshot {
     /// Entry counts.
     pub fn counts(&self) -> Counts {
         self.counts
+    }
+
+    /// How many connections (of any service) have status `pendingAcceptance`, for
+    /// `limits.max_pending_connections` (docs/contract.md §4 step 1).
+    pub fn pending_connections(&self) -> usize {
+        self.pending_connections
     }
 
     /// The tenant (`enterprise_id`) a project belongs to, via the `projects` table.

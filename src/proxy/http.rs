@@ -296,7 +296,7 @@ fn note_decision(shared: &Shared, decision: &Decision<'_>, record: &mut RequestR
     }
     if let Some(p) = &decision.pending {
         let now = crate::time::now_rfc3339();
-        if shared.record_pending(p.service_id, p.marker_id, now) {
+        if shared.record_pending(p.service_id, p.marker_id, decision.tenant, now) {
             tracing::warn!(
                 service_id = p.service_id,
                 marker_id = p.marker_id,

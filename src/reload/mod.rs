@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::policy::{CompileOptions, PolicyError, PolicyFile};
 
 pub use persist::write_atomically;
-pub use writer::{Writer, pending_connection_id};
+pub use writer::{Writer, pending_connection, pending_connection_id};
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,11 @@ pub enum WriteError {
     /// `file:line:column: message`).
     #[error("the policy file was edited and is not valid; fix it first: {0}")]
     EditedInvalid(String),
+    /// The file on disk changed (a hand edit saved) while the change was being applied, after it
+    /// was read and before the new version would have replaced it: nothing was written, so the
+    /// edit is kept. Retrying applies the change on top of it.
+    #[error("{} was changed on disk while this change was being written; nothing was written, retry", path.display())]
+    Edited { path: PathBuf },
     /// The change would make the policy invalid.
     #[error("{0}")]
     Invalid(#[source] PolicyError),
@@ -147,7 +152,7 @@ mod tests {
     #[test]
     fn restart_needed_names_listener_changes_only() {
         let base = Path::new("/tmp");
-        let a = crate::config::load::parse("", &base.join("a.yaml")).unwrap();
+        let a = crate::config::load::parse("{}\n", &base.join("a.yaml")).unwrap();
         let b = crate::config::load::parse(
             "listen: { address: \"127.0.0.1:1\" }\nupstream: { connect_timeout: 1s }\n",
             &base.join("a.yaml"),

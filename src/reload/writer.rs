@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::persist::{self, remove_stale_temp_files};
 use super::{Mutation, Outcome, Trigger, WriteError, restart_needed};
 use crate::config::Config;
-use crate::config::load::{ConfigError, Fingerprint, Loaded};
+use crate::config::load::{ConfigError, Fingerprint, Loaded, Phase};
 use crate::metrics::ReloadFile;
 use crate::policy::{Connection, ConnectionStatus, Located, PolicyFile};
 use crate::state::{LastReload, PendingSeen, Shared};
@@ -192,7 +192,10 @@ impl Task {
             }
         }
         let path = self.config_path.clone();
-        let loaded = blocking(move || crate::config::load(&path)).await;
+        let phase = Phase::Reload {
+            self_signed: cur.tls_self_signed,
+        };
+        let loaded = blocking(move || crate::config::load_as(&path, phase)).await;
         match loaded {
             Some(Ok(loaded)) => self.publish(trigger, loaded, &cur.config, &cur.fingerprint),
             Some(Err(e)) => {
@@ -300,44 +303,82 @@ pub fn pending_connection_id(marker_id: u64) -> String {
     format!("marker-{marker_id}")
 }
 
-/// Persist newly seen pending markers, one mutation each, through the writer.
+/// The connection record a pending marker becomes (docs/contract.md §3, §4 step 1): id
+/// `marker-<marker_id>`, status `pendingAcceptance`, the request's tenant as `domain_id`, first
+/// seen as `created_at` and `updated_at`. The writer persists exactly this record, and the
+/// connections API lists it from memory until then.
+pub fn pending_connection(seen: &PendingSeen) -> Connection {
+    Connection {
+        id: Located::new(pending_connection_id(seen.marker_id)),
+        marker_id: Located::new(seen.marker_id),
+        domain_id: seen.tenant.clone().map(Located::new),
+        status: Located::new(ConnectionStatus::PendingAcceptance.as_str().to_owned()),
+        created_at: Some(seen.first_seen.clone()),
+        updated_at: Some(seen.first_seen.clone()),
+        description: None,
+    }
+}
+
+/// Why a pending marker was not written (nothing is: the mutation refuses itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotWritten {
+    /// Its service is gone from the file, or the file already has a connection with its marker.
+    Moot,
+    /// The file already holds `limits.max_pending_connections` pending connections.
+    Full,
+}
+
+/// Persist newly seen pending markers, one mutation each, through the writer. The cap is checked
+/// again on the file being written (hand edits may have added pending connections since the
+/// request counted them).
 async fn persist_pending(mut rx: mpsc::Receiver<PendingSeen>, shared: Arc<Shared>, writer: Writer) {
     while let Some(seen) = rx.recv().await {
-        let PendingSeen {
-            service_id,
-            marker_id,
-            first_seen,
-        } = seen.clone();
+        let limit = shared.current().config.limits.max_pending_connections;
+        let record = pending_connection(&seen);
+        let service_id = seen.service_id.clone();
         let result = writer
             .mutate(move |file| {
+                let pending = file
+                    .endpoint_services
+                    .iter()
+                    .flat_map(|s| &s.connections)
+                    .filter(|c| *c.status.get() == ConnectionStatus::PendingAcceptance.as_str())
+                    .count();
                 let Some(svc) = file
                     .endpoint_services
                     .iter_mut()
                     .find(|s| *s.id.get() == service_id)
                 else {
-                    return Ok::<(), std::convert::Infallible>(());
+                    return Err(NotWritten::Moot);
                 };
                 if svc
                     .connections
                     .iter()
-                    .any(|c| *c.marker_id.get() == marker_id)
+                    .any(|c| c.marker_id.get() == record.marker_id.get())
                 {
-                    return Ok(());
+                    return Err(NotWritten::Moot);
                 }
-                svc.connections.push(Connection {
-                    id: Located::new(pending_connection_id(marker_id)),
-                    marker_id: Located::new(marker_id),
-                    domain_id: None,
-                    status: Located::new(ConnectionStatus::PendingAcceptance.as_str().to_owned()),
-                    created_at: Some(first_seen.clone()),
-                    updated_at: Some(first_seen),
-                    description: None,
-                });
+                if pending >= limit {
+                    return Err(NotWritten::Full);
+                }
+                svc.connections.push(record);
                 Ok(())
             })
             .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, service_id = seen.service_id, marker_id = seen.marker_id, "cannot persist the pending connection");
+        match result {
+            Ok(Ok(())) | Ok(Err(NotWritten::Moot)) => {}
+            Ok(Err(NotWritten::Full)) => {
+                shared.metrics.pending_connections_dropped_total.inc();
+                tracing::warn!(
+                    service_id = seen.service_id,
+                    marker_id = seen.marker_id,
+                    limit,
+                    "limits.max_pending_connections reached; the marker is not recorded"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, service_id = seen.service_id, marker_id = seen.marker_id, "cannot persist the pending connection");
+            }
         }
         shared.forget_pending(&seen.service_id, seen.marker_id);
     }

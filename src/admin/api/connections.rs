@@ -4,14 +4,25 @@
 //!
 //! - `GET …/connections` (`status`, `marker_id` filters; `offset` 0–9999, `limit` 1–100 default
 //!   10) → `{connections:[ConnectionEndpoints], total_count}` in file order; `total_count` counts
-//!   the filtered list. Markers seen without a connection appear here once recorded, as
-//!   `marker-<marker_id>` with status `pendingAcceptance`.
+//!   the filtered list. A marker seen without a connection is listed, as `marker-<marker_id>` with
+//!   status `pendingAcceptance` and the request's tenant as `domain_id`, as soon as its 403 is sent
+//!   (docs/contract.md §7 read-your-writes): the file's connections are merged with the markers
+//!   still on their way to the file (`Shared::pending`), after them, without duplicates.
+//!
+//!   Why merge rather than record synchronously: a synchronous record would make every such 403
+//!   wait for the writer (a re-read, compile and fsync'd write of the whole policy, behind any
+//!   admin write), so a client cycling marker ids could stall the data plane on the disk. The
+//!   in-memory set is bounded by `limits.max_pending_connections` and holds the same record the
+//!   writer persists (`reload::pending_connection`).
 //! - `POST …/connections/action {action: "receive"|"reject", endpoints: [id]}` (exactly one id, as
 //!   the seed says) sets the status to `accepted` / `rejected` and `updated_at` to now →
-//!   `{connections:[…]}`. An unknown service or connection is 404 `UC.00011005`.
+//!   `{connections:[…]}`. An unknown service or connection is 404 `UC.00011005`. A marker listed
+//!   from memory can be acted on too: its record is written with the new status.
 //!
 //! `project_id` (the service owner's IAM project in the seed) is checked for shape only
 //! (1–64 of `[A-Za-z0-9_-]`): the policy has one set of services.
+
+use std::collections::HashSet;
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -24,6 +35,8 @@ use super::params::{OFFSET_MAX, Page, Query, check_id, json_body};
 use super::{AdminState, nested, ok_json, read_body, text};
 use crate::admin::error::ApiError;
 use crate::policy::{Connection, ConnectionStatus, EndpointService, IdKind, PolicyFile};
+use crate::reload::pending_connection;
+use crate::state::PendingSeen;
 
 /// The action body.
 #[derive(Debug, Deserialize)]
@@ -107,9 +120,13 @@ pub(super) async fn list(
         let q = Query::parse(raw.as_deref())?;
         let filter = Filter::from_query(&q)?;
         let page = Page::from_query(&q, OFFSET_MAX, 10)?;
+        // Pending first, then the generation: a marker written and forgotten in between is
+        // already in the generation read second, so it cannot fall between the two.
+        let pending = st.shared.pending();
         let cur = st.shared.current();
         Ok(ok_json(list_json(
             cur.policy.file(),
+            &pending,
             &service_id,
             filter,
             page,
@@ -138,9 +155,10 @@ pub(super) async fn action(
             };
             check_id(IdKind::ConnectionId, &id)?;
             let now = crate::time::now_rfc3339();
+            let pending = st.shared.pending();
             let changed = st
                 .writer
-                .mutate(move |f| act(f, &service_id, &id, action, &now))
+                .mutate(move |f| act(f, &pending, &service_id, &id, action, &now))
                 .await??;
             Ok(ok_json(json!({"connections": [connection_json(&changed)]})))
         }
@@ -185,17 +203,34 @@ fn service<'f>(file: &'f PolicyFile, id: &str) -> Result<&'f EndpointService, Ap
         .ok_or_else(|| ApiError::not_found(format!("no VPC endpoint service {id:?}")))
 }
 
-/// The GET response.
+/// The records of `pending` markers of service `svc` that its file does not hold yet.
+fn in_memory(svc: &EndpointService, pending: &[PendingSeen]) -> Vec<Connection> {
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    let in_file: HashSet<u64> = svc.connections.iter().map(|c| *c.marker_id.get()).collect();
+    pending
+        .iter()
+        .filter(|p| p.service_id == *svc.id.get() && !in_file.contains(&p.marker_id))
+        .map(pending_connection)
+        .collect()
+}
+
+/// The GET response: the file's connections of `service_id`, then the `pending` markers not in
+/// the file yet.
 pub(super) fn list_json(
     file: &PolicyFile,
+    pending: &[PendingSeen],
     service_id: &str,
     filter: Filter,
     page: Page,
 ) -> Result<Value, ApiError> {
     let svc = service(file, service_id)?;
+    let unwritten = in_memory(svc, pending);
     let all: Vec<&Connection> = svc
         .connections
         .iter()
+        .chain(&unwritten)
         .filter(|c| filter.matches(c))
         .collect();
     let connections: Vec<Value> = page
@@ -206,9 +241,11 @@ pub(super) fn list_json(
     Ok(json!({"connections": connections, "total_count": all.len()}))
 }
 
-/// Apply `action` to connection `id` of service `service_id`. Returns the changed connection.
+/// Apply `action` to connection `id` of service `service_id`. A marker listed from `pending` but
+/// not in the file yet is added with its record first. Returns the changed connection.
 pub(super) fn act(
     file: &mut PolicyFile,
+    pending: &[PendingSeen],
     service_id: &str,
     id: &str,
     action: Action,
@@ -219,6 +256,13 @@ pub(super) fn act(
         .iter_mut()
         .find(|s| *s.id.get() == service_id)
         .ok_or_else(|| ApiError::not_found(format!("no VPC endpoint service {service_id:?}")))?;
+    if !svc.connections.iter().any(|c| *c.id.get() == id)
+        && let Some(record) = in_memory(svc, pending)
+            .into_iter()
+            .find(|c| *c.id.get() == id)
+    {
+        svc.connections.push(record);
+    }
     let c = svc
         .connections
         .iter_mut()
@@ -269,12 +313,13 @@ mod tests {
             ("status=deleting", &[], 0),
         ];
         for (query, want, total) in cases {
-            let v = list_json(&f, "svc-1", q(query).unwrap(), all).unwrap();
+            let v = list_json(&f, &[], "svc-1", q(query).unwrap(), all).unwrap();
             assert_eq!(ids(&v), *want, "case {query}");
             assert_eq!(v["total_count"], *total, "case {query}");
         }
         let v = list_json(
             &f,
+            &[],
             "svc-1",
             Filter::default(),
             Page {
@@ -287,7 +332,64 @@ mod tests {
         for bad in ["status=Accepted", "marker_id=-1", "marker_id=x"] {
             assert_eq!(q(bad).unwrap_err().kind, ErrorKind::BadParam, "case {bad}");
         }
-        let err = list_json(&f, "svc-2", Filter::default(), all).unwrap_err();
+        let err = list_json(&f, &[], "svc-2", Filter::default(), all).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+    }
+
+    fn seen(service_id: &str, marker_id: u64) -> PendingSeen {
+        PendingSeen {
+            service_id: service_id.to_owned(),
+            marker_id,
+            tenant: Some("d9".to_owned()),
+            first_seen: "T1".to_owned(),
+        }
+    }
+
+    #[test]
+    fn list_in_memory_pending_markers_follow_the_file_once_each() {
+        let f = file();
+        let all = Page {
+            offset: 0,
+            limit: 10,
+        };
+        // 3 is in the file already (written, not yet forgotten); 9 is on another service.
+        let pending = [seen("svc-1", 7), seen("svc-1", 3), seen("svc-9", 9)];
+        let v = list_json(&f, &pending, "svc-1", Filter::default(), all).unwrap();
+        assert_eq!(ids(&v), ["c1", "c2", "marker-3", "marker-7"]);
+        assert_eq!(v["total_count"], 4);
+        assert_eq!(
+            v["connections"][3],
+            json!({"id": "marker-7", "marker_id": 7, "domain_id": "d9", "status": "pendingAcceptance",
+                   "created_at": "T1", "updated_at": "T1", "description": ""})
+        );
+        let q = Filter::from_query(&Query::parse(Some("status=pendingAcceptance")).unwrap());
+        let v = list_json(&f, &pending, "svc-1", q.unwrap(), all).unwrap();
+        assert_eq!(ids(&v), ["marker-3", "marker-7"]);
+    }
+
+    #[test]
+    fn act_on_a_marker_listed_from_memory_writes_its_record() {
+        let mut f = file();
+        let pending = [seen("svc-1", 7)];
+        let c = act(
+            &mut f,
+            &pending,
+            "svc-1",
+            "marker-7",
+            Action::Receive,
+            "NOW",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.status.get().as_str(),
+                c.domain_id.as_deref().map(String::as_str)
+            ),
+            ("accepted", Some("d9"))
+        );
+        assert_eq!(f.endpoint_services[0].connections.len(), 4);
+        // Not pending on that service: still 404.
+        let err = act(&mut f, &pending, "svc-1", "marker-8", Action::Receive, "X").unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound);
     }
 
@@ -304,22 +406,22 @@ mod tests {
     #[test]
     fn act_sets_status_and_updated_at() {
         let mut f = file();
-        let c = act(&mut f, "svc-1", "marker-3", Action::Receive, "NOW").unwrap();
+        let c = act(&mut f, &[], "svc-1", "marker-3", Action::Receive, "NOW").unwrap();
         assert_eq!(
             (c.status.get().as_str(), c.updated_at.as_deref()),
             ("accepted", Some("NOW"))
         );
         assert_eq!(f.endpoint_services[0].connections[2], c);
-        let c = act(&mut f, "svc-1", "c1", Action::Reject, "LATER").unwrap();
+        let c = act(&mut f, &[], "svc-1", "c1", Action::Reject, "LATER").unwrap();
         assert_eq!(c.status.get(), "rejected");
         assert_eq!(
-            act(&mut f, "svc-1", "c9", Action::Reject, "X")
+            act(&mut f, &[], "svc-1", "c9", Action::Reject, "X")
                 .unwrap_err()
                 .kind,
             ErrorKind::NotFound
         );
         assert_eq!(
-            act(&mut f, "svc-9", "c1", Action::Reject, "X")
+            act(&mut f, &[], "svc-9", "c1", Action::Reject, "X")
                 .unwrap_err()
                 .kind,
             ErrorKind::NotFound

@@ -333,5 +333,6 @@ fn limits(raw: raw::Limits) -> Limits {
         max_body_bytes: raw.max_body_bytes,
         max_vpceps_per_tenant: raw.max_vpceps_per_tenant.unwrap_or(100),
         shutdown_grace: secs(raw.shutdown_grace, 25),
+        max_pending_connections: raw.max_pending_connections.unwrap_or(1000),
     }
 }
