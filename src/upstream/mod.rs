@@ -10,9 +10,11 @@
 //! |---|---|
 //! | `mod.rs` | [`Forwarder`]: which client, URI rewriting, the response deadline, error classes |
 //! | `pool.rs` | the HTTP/1.1 connection pool for plain `http://` upstreams |
+//! | `deadline.rs` | the response deadline, counted from the end of the request body |
 //!
 //! Does network I/O (through the clients). Header policy lives in `proxy::headers`.
 
+mod deadline;
 mod pool;
 
 use std::sync::Arc;
@@ -26,10 +28,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::{BodyTooLarge, BoxError, ProxyBody, is_caused_by};
+use crate::body::{self, BodyTooLarge, BoxError, ProxyBody, is_caused_by};
 use crate::config::model::{Upstream, UpstreamProtocol};
 use crate::error::ErrorCode;
 use crate::metrics::UpstreamErrorKind;
+use deadline::{Expired, ResponseClock};
 use pool::{H1Pool, PoolError};
 
 /// Why forwarding failed, each with its documented code.
@@ -38,7 +41,8 @@ pub enum ForwardError {
     /// 502 `VG.00050201`: connection refused, unroutable, connect timeout, TLS to upstream failed.
     #[error("upstream connect failed: {0}")]
     Connect(#[source] BoxError),
-    /// 504 `VG.00050401`: no response headers within `upstream.response_timeout`.
+    /// 504 `VG.00050401`: no response headers within `upstream.response_timeout` of the end of
+    /// the request body.
     #[error("upstream response timeout after {0:?}")]
     Timeout(Duration),
     /// 502 `VG.00050202`: the upstream answered with something that is not HTTP, or closed early.
@@ -126,25 +130,26 @@ impl Forwarder {
     }
 
     /// Send `req` (headers already rewritten) and wait for the response head, at most
-    /// `response_timeout`. A failure caused by the request body's [`BodyTooLarge`] (found in the
+    /// `response_timeout` from the end of the request body (`deadline.rs`). A failure caused by the request body's [`BodyTooLarge`] (found in the
     /// client error's source chain) is [`ForwardError::BodyTooLarge`], not the upstream's fault.
     ///
     /// # Performance
     /// Reuses pooled connections; one URI rebuild per request.
     pub async fn forward(
         &self,
-        mut req: Request<ProxyBody>,
+        req: Request<ProxyBody>,
         upgrade: bool,
     ) -> Result<Response<ProxyBody>, ForwardError> {
-        let limit = self.upstream.response_timeout;
+        let (mut req, body_done) = split_end(req);
+        let mut clock = ResponseClock::new(self.upstream.response_timeout, body_done);
         if !upgrade && let Some(pool) = &self.pool {
-            let result = within(limit, pool.send(req)).await?;
-            return result.map_err(|e| match e {
+            return pool.send(req, &mut clock).await.map_err(|e| match e {
                 PoolError::Request(e) if is_caused_by::<BodyTooLarge>(&e) => {
                     ForwardError::BodyTooLarge
                 }
                 PoolError::Connect(e) => ForwardError::Connect(e),
                 PoolError::Request(e) => ForwardError::Protocol(Box::new(e)),
+                PoolError::Expired(e) => e.into(),
             });
         }
         let pq = req
@@ -168,7 +173,7 @@ impl Forwarder {
             &self.client
         };
         let (req, body_cause) = keep_body_cause(req);
-        let result = within(limit, client.request(req)).await?;
+        let result = clock.bound(client.request(req)).await?;
         match result {
             Ok(resp) => Ok(resp.map(crate::body::boxed)),
             Err(e) if is_caused_by::<BodyTooLarge>(&e) || body_cause.too_large() => {
@@ -211,15 +216,17 @@ fn keep_body_cause(req: Request<ProxyBody>) -> (Request<ProxyBody>, BodyCause) {
     (req, cause)
 }
 
-/// `fut`, or [`ForwardError::Timeout`] when `limit` passes first.
-async fn within<T>(
-    limit: Option<Duration>,
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T, ForwardError> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, fut)
-            .await
-            .map_err(|_| ForwardError::Timeout(limit)),
-        None => Ok(fut.await),
+/// `req` with a body that tells the returned receiver when it is over.
+fn split_end(req: Request<ProxyBody>) -> (Request<ProxyBody>, tokio::sync::oneshot::Receiver<()>) {
+    let (parts, b) = req.into_parts();
+    let (b, done) = body::signal_end(b);
+    (Request::from_parts(parts, b.boxed()), done)
+}
+
+impl From<Expired> for ForwardError {
+    fn from(e: Expired) -> Self {
+        match e {
+            Expired::Response(limit) => ForwardError::Timeout(limit),
+        }
     }
 }

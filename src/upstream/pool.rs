@@ -36,6 +36,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::deadline::{Expired, ResponseClock};
 use crate::body::{BoxError, ProxyBody};
 
 /// Idle connections kept at most; the oldest is closed when one more is returned.
@@ -54,6 +55,9 @@ pub enum PoolError {
     /// The connection failed after the request was handed to it.
     #[error("{0}")]
     Request(#[source] hyper::Error),
+    /// The response head did not come in time ([`ResponseClock`]).
+    #[error("{0:?}")]
+    Expired(Expired),
 }
 
 struct Idle {
@@ -109,10 +113,11 @@ impl H1Pool {
 
     /// Send `req` (its URI is replaced by the origin form `path?query`; a missing `Host` becomes
     /// the upstream's authority) and wait for the response head. The response body returns the
-    /// connection to the pool when it ends.
+    /// connection to the pool when it ends. `clock` bounds the wait for the head of each attempt.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<ProxyBody>,
+        clock: &mut ResponseClock,
     ) -> Result<Response<ProxyBody>, PoolError> {
         let pq = req
             .uri()
@@ -138,7 +143,11 @@ impl H1Pool {
                 Some(tx) => (tx, true),
                 None => (self.connect().await?, false),
             };
-            match tx.try_send_request(req).await {
+            let sent = clock
+                .bound(tx.try_send_request(req))
+                .await
+                .map_err(PoolError::Expired)?;
+            match sent {
                 Ok(resp) => {
                     let pool = Arc::downgrade(self);
                     return Ok(resp.map(|body| crate::body::boxed(PooledBody::new(body, tx, pool))));
