@@ -34,13 +34,16 @@ pub enum ErrorCode {
     UpstreamInvalid,
     /// 503 `VG.00050301`: shutting down or at the connection limit.
     Unavailable,
+    /// 503 `VG.00050302`: `upstream.max_connections` are open and none came free within
+    /// `upstream.connect_timeout`.
+    UpstreamBusy,
     /// 504 `VG.00050401`: no response headers within `upstream.response_timeout`.
     UpstreamTimeout,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order (used by the docs-sync test).
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::VpcepNotAuthorized,
         ErrorCode::IpNotTrusted,
         ErrorCode::RightNotGranted,
@@ -50,6 +53,7 @@ impl ErrorCode {
         ErrorCode::UpstreamUnreachable,
         ErrorCode::UpstreamInvalid,
         ErrorCode::Unavailable,
+        ErrorCode::UpstreamBusy,
         ErrorCode::UpstreamTimeout,
     ];
 
@@ -65,6 +69,7 @@ impl ErrorCode {
             ErrorCode::UpstreamUnreachable => "VG.00050201",
             ErrorCode::UpstreamInvalid => "VG.00050202",
             ErrorCode::Unavailable => "VG.00050301",
+            ErrorCode::UpstreamBusy => "VG.00050302",
             ErrorCode::UpstreamTimeout => "VG.00050401",
         }
     }
@@ -79,7 +84,7 @@ impl ErrorCode {
             | ErrorCode::UnknownTenant => StatusCode::FORBIDDEN,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UpstreamUnreachable | ErrorCode::UpstreamInvalid => StatusCode::BAD_GATEWAY,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -109,6 +114,9 @@ impl ErrorCode {
             }
             ErrorCode::Unavailable => {
                 "Service unavailable: the proxy is shutting down or at its connection limit."
+            }
+            ErrorCode::UpstreamBusy => {
+                "Service unavailable: too many requests to the upstream service."
             }
             ErrorCode::UpstreamTimeout => {
                 "Gateway timeout: the upstream service did not respond in time."

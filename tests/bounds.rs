@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::upstream::Upstream;
 use common::{OPEN_POLICY, STATIC_TENANT, TestProxy, config_plain, within};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 fn echo(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap()
@@ -65,4 +67,77 @@ async fn response_timeout_slow_upload_to_fast_upstream_is_200() {
         assert_eq!(r.status(), 200, "client http2={http2}");
         assert_eq!(echo(&r.text().await.unwrap())["body_bytes"], 9 * 1024);
     }
+}
+
+/// Ask for a WebSocket upgrade to the upstream's `/ws` on a new connection: the connection and the
+/// response head (lowercased; `None` when the proxy closed the connection first). A 101 leaves
+/// the connection a tunnel to the upstream's echo.
+async fn upgrade(addr: std::net::SocketAddr) -> (TcpStream, Option<String>) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let asked = s
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await;
+    if asked.is_err() {
+        return (s, None);
+    }
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match within(10, s.read(&mut byte)).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return (s, None),
+        }
+    }
+    (
+        s,
+        Some(String::from_utf8(head).unwrap().to_ascii_lowercase()),
+    )
+}
+
+/// One round trip through a tunnel; false if it is closed.
+async fn ping(s: &mut TcpStream) -> bool {
+    if s.write_all(b"ping").await.is_err() {
+        return false;
+    }
+    let mut echo = [0u8; 4];
+    within(10, s.read_exact(&mut echo)).await.is_ok() && &echo == b"ping"
+}
+
+/// The cap covers hyper-util's client too (upgrades go through it): an open tunnel holds its
+/// upstream connection, so with `max_connections: 1` a second upgrade waits `connect_timeout`
+/// and gets 503 `VG.00050302`; once the first tunnel is gone, upgrades work again.
+#[tokio::test]
+async fn upstream_max_connections_open_tunnel_holds_its_connection_next_upgrade_is_503() {
+    let up = Upstream::start().await;
+    let proxy = proxy(
+        up.addr,
+        "  max_connections: 1\n  connect_timeout: 300ms\n",
+        "",
+    )
+    .await;
+    let (mut first, head) = upgrade(proxy.addr()).await;
+    assert!(head.unwrap().starts_with("http/1.1 101"));
+    assert!(ping(&mut first).await);
+    let (mut second, head) = upgrade(proxy.addr()).await;
+    let head = head.unwrap();
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    let (_, body) = common::read_response_body(&mut second, &head).await;
+    assert_eq!(common::error_code(&body), "VG.00050302");
+    assert_eq!(proxy.app.shared.metrics.upstream_overflows_total.get(), 1);
+    // The tunnel ends; its upstream connection closes, and the next upgrade gets it.
+    drop(first);
+    within(10, async {
+        loop {
+            if let (mut s, Some(h)) = upgrade(proxy.addr()).await
+                && h.starts_with("http/1.1 101")
+            {
+                assert!(ping(&mut s).await);
+                return;
+            }
+        }
+    })
+    .await;
 }

@@ -91,6 +91,9 @@ pub struct Upstream {
     /// `None` = no limit.
     pub response_timeout: Option<Duration>,
     pub idle_timeout: Duration,
+    /// Upstream connections open at once (at least 1); a request beyond waits up to
+    /// `connect_timeout` for one, then gets 503 `VG.00050302`.
+    pub max_connections: usize,
     pub preserve_host: bool,
 }
 

@@ -121,6 +121,7 @@ pub struct Upstream {
     pub connect_timeout: Option<Dur>,
     pub response_timeout: Option<Dur>,
     pub idle_timeout: Option<Dur>,
+    pub max_connections: Option<Spanned<usize>>,
     pub preserve_host: Option<bool>,
 }
 

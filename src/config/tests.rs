@@ -244,6 +244,11 @@ fn parse_rejects_each_invalid_value_at_its_field_and_position() {
             Invalid("upstream.url", Some((2, 8))),
         ),
         (
+            "upstream.max_connections 0",
+            "upstream:\n  max_connections: 0\n",
+            Invalid("upstream.max_connections", Some((2, 20))),
+        ),
+        (
             "header name: vpcep.headers",
             "vpcep:\n  headers: [\"x vpcep\"]\n",
             Invalid("vpcep.headers", Some((2, 13))),
@@ -529,4 +534,11 @@ fn display_starts_with_file_line_column() {
         let got = err.to_string();
         assert!(got.starts_with(want), "case {name}: {got:?} vs {want:?}");
     }
+}
+
+/// The bounds of docs/contract.md §2, as defaulted when the file says nothing.
+#[test]
+fn parse_empty_file_gives_the_contract_bounds() {
+    let c = parse("", Path::new(FILE)).unwrap();
+    assert_eq!(c.upstream.max_connections, 1024);
 }

@@ -215,6 +215,7 @@ fn upstream(raw: raw::Upstream) -> Result<Upstream, Invalid> {
         connect_timeout: raw.connect_timeout.map_or(Duration::from_secs(2), |d| d.0),
         response_timeout: (!response_timeout.is_zero()).then_some(response_timeout),
         idle_timeout: raw.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
+        max_connections: at_least_one(raw.max_connections, 1024, "upstream.max_connections")?,
         preserve_host: raw.preserve_host.unwrap_or(true),
     })
 }
@@ -428,5 +429,18 @@ fn limits(raw: raw::Limits) -> Limits {
         max_body_bytes: raw.max_body_bytes,
         max_vpceps_per_tenant: raw.max_vpceps_per_tenant.unwrap_or(100),
         shutdown_grace: secs(raw.shutdown_grace, 25),
+    }
+}
+
+/// A count where 0 makes no sense: `default` when absent, else at least 1.
+fn at_least_one<T: Copy + PartialEq + From<u8>>(
+    value: Option<Spanned<T>>,
+    default: T,
+    field: &'static str,
+) -> Result<T, Invalid> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.value == T::from(0) => invalid(&v.referenced, field, "must be at least 1"),
+        Some(v) => Ok(v.value),
     }
 }

@@ -6,7 +6,9 @@
 
 mod labels;
 
-pub use labels::{DecisionLabel, RejectReason, ReloadFile, RequestReason, UpstreamErrorKind};
+pub use labels::{
+    DecisionLabel, RejectReason, ReloadFile, RequestReason, UpstreamConnState, UpstreamErrorKind,
+};
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -36,6 +38,10 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// Access lines lost because stdout stayed blocked (see `access_log`).
     pub access_log_dropped_total: IntCounter,
+    /// Upstream connections open, by [`UpstreamConnState`].
+    pub upstream_connections: IntGaugeVec,
+    /// Requests answered 503 `VG.00050302`: `upstream.max_connections` open, none freed in time.
+    pub upstream_overflows_total: IntCounter,
     /// The hot-path children of the `*_total` families, resolved once.
     resolved: Resolved,
 }
@@ -197,6 +203,17 @@ impl Metrics {
                 "access_log_dropped_total",
                 "Access log lines dropped because stdout did not keep up.",
             ))?,
+            upstream_connections: IntGaugeVec::new(
+                opts(
+                    "upstream_connections",
+                    "Upstream connections open, by whether they carry an exchange.",
+                ),
+                &["state"],
+            )?,
+            upstream_overflows_total: IntCounter::with_opts(opts(
+                "upstream_overflows_total",
+                "Requests refused because upstream.max_connections were open and none came free.",
+            ))?,
         };
         reg.register(Box::new(m.requests_total.clone()))?;
         reg.register(Box::new(m.request_duration_seconds.clone()))?;
@@ -215,6 +232,8 @@ impl Metrics {
         reg.register(Box::new(m.admin_requests_total.clone()))?;
         reg.register(Box::new(m.build_info.clone()))?;
         reg.register(Box::new(m.access_log_dropped_total.clone()))?;
+        reg.register(Box::new(m.upstream_connections.clone()))?;
+        reg.register(Box::new(m.upstream_overflows_total.clone()))?;
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -250,6 +269,11 @@ impl Metrics {
                     .reset();
             }
         }
+        for s in UpstreamConnState::ALL {
+            self.upstream_connections
+                .with_label_values(&[s.as_str()])
+                .set(0);
+        }
         for k in POLICY_ENTRY_KINDS {
             self.policy_entries.with_label_values(&[k]).set(0);
         }
@@ -279,6 +303,12 @@ impl Metrics {
         if let Some(c) = self.resolved.rejects.get(reason as usize) {
             c.inc();
         }
+    }
+
+    /// The `upstream_connections` gauge of `state`.
+    pub fn upstream_connections(&self, state: UpstreamConnState) -> IntGauge {
+        self.upstream_connections
+            .with_label_values(&[state.as_str()])
     }
 
     /// Count one upstream failure.

@@ -25,7 +25,7 @@ use crate::config::model::Mode;
 use crate::error::{self, ErrorCode};
 use crate::identity::client_ip::{ClientIpSource, resolve_client_ip};
 use crate::identity::vpcep_headers::{HeaderVpcep, strip_untrusted, vpcep_from_headers};
-use crate::metrics::{DecisionLabel, RequestReason, UpstreamErrorKind};
+use crate::metrics::{DecisionLabel, RequestReason};
 use crate::policy::{self, Decision, Outcome, VpcepRef};
 use crate::proxy_protocol::EndpointTlv;
 use crate::state::{Generation, Shared};
@@ -83,7 +83,7 @@ impl Refusal {
         Self {
             code: e.code(),
             denied: None,
-            error: Some(e.kind().map_or("body_too_large", UpstreamErrorKind::as_str)),
+            error: Some(e.reason()),
             forward: Some(e),
         }
     }
@@ -307,6 +307,9 @@ async fn forward(
         .forward(req, client_upgrade.is_some())
         .await;
     record.upstream_secs = Some(sent.elapsed().as_secs_f64());
+    if let Err(ForwardError::Overflow(_)) = &result {
+        shared.metrics.upstream_overflows_total.inc();
+    }
     let mut resp = result.map_err(Refusal::forward_failed)?;
     shared
         .metrics

@@ -11,10 +11,12 @@
 //! | `mod.rs` | [`Forwarder`]: which client, URI rewriting, the response deadline, error classes |
 //! | `pool.rs` | the HTTP/1.1 connection pool for plain `http://` upstreams |
 //! | `deadline.rs` | the response deadline, counted from the end of the request body |
+//! | `limit.rs` | `upstream.max_connections` for every client, and the connection gauges |
 //!
 //! Does network I/O (through the clients). Header policy lives in `proxy::headers`.
 
 mod deadline;
+mod limit;
 mod pool;
 
 use std::sync::Arc;
@@ -31,8 +33,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::body::{self, BodyTooLarge, BoxError, ProxyBody, is_caused_by};
 use crate::config::model::{Upstream, UpstreamProtocol};
 use crate::error::ErrorCode;
-use crate::metrics::UpstreamErrorKind;
+use crate::metrics::{Metrics, UpstreamErrorKind};
 use deadline::{Expired, ResponseClock};
+use limit::{ConnLimit, LimitedConnector, Overflow};
 use pool::{H1Pool, PoolError};
 
 /// Why forwarding failed, each with its documented code.
@@ -51,6 +54,10 @@ pub enum ForwardError {
     /// 413 `VG.00041301`: the client's body crossed `limits.max_body_bytes` while streaming.
     #[error("request body exceeds max_body_bytes")]
     BodyTooLarge,
+    /// 503 `VG.00050302`: `upstream.max_connections` open and none came free within
+    /// `upstream.connect_timeout`.
+    #[error("{0}")]
+    Overflow(#[source] Overflow),
 }
 
 impl ForwardError {
@@ -61,6 +68,7 @@ impl ForwardError {
             ForwardError::Timeout(_) => ErrorCode::UpstreamTimeout,
             ForwardError::Protocol(_) => ErrorCode::UpstreamInvalid,
             ForwardError::BodyTooLarge => ErrorCode::BodyTooLarge,
+            ForwardError::Overflow(_) => ErrorCode::UpstreamBusy,
         }
     }
 
@@ -70,12 +78,21 @@ impl ForwardError {
             ForwardError::Connect(_) => Some(UpstreamErrorKind::Connect),
             ForwardError::Timeout(_) => Some(UpstreamErrorKind::Timeout),
             ForwardError::Protocol(_) => Some(UpstreamErrorKind::Protocol),
-            ForwardError::BodyTooLarge => None,
+            ForwardError::BodyTooLarge | ForwardError::Overflow(_) => None,
+        }
+    }
+
+    /// The access log's `error` value.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ForwardError::BodyTooLarge => "body_too_large",
+            ForwardError::Overflow(_) => "upstream_overflow",
+            e => e.kind().map_or("upstream", UpstreamErrorKind::as_str),
         }
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+type HttpClient = Client<LimitedConnector<HttpsConnector<HttpConnector>>, ProxyBody>;
 
 /// Sends requests to the configured upstream. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
@@ -85,12 +102,21 @@ pub struct Forwarder {
     pool: Option<Arc<H1Pool>>,
     /// HTTP/1.1-only client for upgrades when the main client speaks h2c.
     upgrade_client: HttpClient,
+    /// `upstream.max_connections`, shared by the pool and both clients.
+    limit: Arc<ConnLimit>,
     upstream: Arc<Upstream>,
 }
 
 impl Forwarder {
-    /// Build the clients for `upstream`. HTTPS upstreams are verified against the webpki roots.
-    pub fn new(upstream: &Upstream) -> Self {
+    /// Build the clients for `upstream`, whose connections together stay within
+    /// `upstream.max_connections` and are counted in `metrics`. HTTPS upstreams are verified
+    /// against the webpki roots.
+    pub fn new(upstream: &Upstream, metrics: &Metrics) -> Self {
+        let limit = Arc::new(ConnLimit::new(
+            upstream.max_connections,
+            upstream.connect_timeout,
+            metrics,
+        ));
         let build = |h2_only: bool| {
             let mut http = HttpConnector::new();
             http.enforce_http(false);
@@ -106,7 +132,7 @@ impl Forwarder {
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
                 .http2_only(h2_only);
-            b.build(https)
+            b.build(LimitedConnector::new(https, limit.clone()))
         };
         let h2c = upstream.protocol == UpstreamProtocol::H2c;
         let pool = (upstream.protocol == UpstreamProtocol::Http1).then(|| {
@@ -114,12 +140,14 @@ impl Forwarder {
                 upstream.authority.clone(),
                 upstream.connect_timeout,
                 upstream.idle_timeout,
+                limit.clone(),
             ))
         });
         Self {
             client: build(h2c),
             pool,
             upgrade_client: build(false),
+            limit,
             upstream: Arc::new(upstream.clone()),
         }
     }
@@ -150,6 +178,7 @@ impl Forwarder {
                 PoolError::Connect(e) => ForwardError::Connect(e),
                 PoolError::Request(e) => ForwardError::Protocol(Box::new(e)),
                 PoolError::Expired(e) => e.into(),
+                PoolError::Overflow(e) => ForwardError::Overflow(e),
             });
         }
         let pq = req
@@ -178,6 +207,9 @@ impl Forwarder {
             Ok(resp) => Ok(resp.map(crate::body::boxed)),
             Err(e) if is_caused_by::<BodyTooLarge>(&e) || body_cause.too_large() => {
                 Err(ForwardError::BodyTooLarge)
+            }
+            Err(e) if is_caused_by::<Overflow>(&e) => {
+                Err(ForwardError::Overflow(self.limit.overflow()))
             }
             Err(e) if e.is_connect() => Err(ForwardError::Connect(Box::new(e))),
             Err(e) => Err(ForwardError::Protocol(Box::new(e))),
