@@ -141,3 +141,34 @@ async fn upstream_max_connections_open_tunnel_holds_its_connection_next_upgrade_
     })
     .await;
 }
+
+/// `listen.backlog` reaches listen(2): `ss` shows a listening socket's backlog as its Send-Q.
+#[tokio::test]
+async fn listen_backlog_configured_is_the_sockets_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vpcguard.yaml");
+    std::fs::write(
+        &cfg,
+        "listen:\n  address: \"127.0.0.1:0\"\n  backlog: 37\nadmin:\n  address: \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), OPEN_POLICY).unwrap();
+    let loaded = vpcguard::config::load(&cfg).unwrap();
+    let listeners = vpcguard::app::bind(&loaded).await.unwrap();
+    let port = listeners.data.local_addr().unwrap().port();
+    let out = match std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+    {
+        Ok(out) if out.status.success() => out,
+        other => {
+            eprintln!("SKIPPED the backlog assertion: `ss` (iproute2) did not run: {other:?}");
+            return;
+        }
+    };
+    let text = String::from_utf8(out.stdout).unwrap();
+    // State Recv-Q Send-Q Local Peer: for a listening socket Send-Q is the backlog.
+    let cols: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(cols.first(), Some(&"LISTEN"), "{text}");
+    assert_eq!(cols.get(2), Some(&"37"), "{text}");
+}

@@ -44,6 +44,8 @@ pub struct Listen {
     pub tls: Option<TlsFiles>,
     pub proxy_protocol: ProxyProtocolMode,
     pub proxy_protocol_from: NetList,
+    /// The `listen(2)` backlog (at least 1; the kernel caps it at `net.core.somaxconn`).
+    pub backlog: u32,
 }
 
 /// `listen.tls:` with paths resolved.

@@ -53,6 +53,7 @@ pub struct Listen {
     pub tls: Option<Spanned<Tls>>,
     pub proxy_protocol: Option<ProxyProtocolMode>,
     pub proxy_protocol_from: Option<Vec<Spanned<String>>>,
+    pub backlog: Option<Spanned<u32>>,
 }
 
 /// `listen.tls:`

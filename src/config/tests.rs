@@ -244,6 +244,11 @@ fn parse_rejects_each_invalid_value_at_its_field_and_position() {
             Invalid("upstream.url", Some((2, 8))),
         ),
         (
+            "listen.backlog 0",
+            "listen:\n  backlog: 0\n",
+            Invalid("listen.backlog", Some((2, 12))),
+        ),
+        (
             "upstream.max_connections 0",
             "upstream:\n  max_connections: 0\n",
             Invalid("upstream.max_connections", Some((2, 20))),
@@ -541,4 +546,5 @@ fn display_starts_with_file_line_column() {
 fn parse_empty_file_gives_the_contract_bounds() {
     let c = parse("", Path::new(FILE)).unwrap();
     assert_eq!(c.upstream.max_connections, 1024);
+    assert_eq!(c.listen.backlog, 1024);
 }

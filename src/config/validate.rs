@@ -112,6 +112,7 @@ fn listen(raw: raw::Listen, base: &Path) -> Result<Listen, Invalid> {
         tls,
         proxy_protocol: raw.proxy_protocol.unwrap_or_default(),
         proxy_protocol_from: from,
+        backlog: at_least_one(raw.backlog, 1024, "listen.backlog")?,
     })
 }
 
