@@ -127,6 +127,8 @@ pub struct Limits {
     /// `None` = unlimited, streamed.
     pub max_body_bytes: Option<u64>,
     pub max_vpceps_per_tenant: usize,
+    /// HTTP/2 streams per client connection (at least 1).
+    pub max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
 }
 

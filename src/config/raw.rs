@@ -243,6 +243,7 @@ pub struct Limits {
     pub max_header_bytes: Option<u32>,
     pub max_body_bytes: Option<u64>,
     pub max_vpceps_per_tenant: Option<usize>,
+    pub max_concurrent_streams: Option<Spanned<u32>>,
     pub shutdown_grace: Option<Dur>,
 }
 

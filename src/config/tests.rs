@@ -249,6 +249,11 @@ fn parse_rejects_each_invalid_value_at_its_field_and_position() {
             Invalid("listen.backlog", Some((2, 12))),
         ),
         (
+            "limits.max_concurrent_streams 0",
+            "limits:\n  max_concurrent_streams: 0\n",
+            Invalid("limits.max_concurrent_streams", Some((2, 27))),
+        ),
+        (
             "upstream.max_connections 0",
             "upstream:\n  max_connections: 0\n",
             Invalid("upstream.max_connections", Some((2, 20))),
@@ -547,4 +552,5 @@ fn parse_empty_file_gives_the_contract_bounds() {
     let c = parse("", Path::new(FILE)).unwrap();
     assert_eq!(c.upstream.max_connections, 1024);
     assert_eq!(c.listen.backlog, 1024);
+    assert_eq!(c.limits.max_concurrent_streams, 100);
 }

@@ -72,7 +72,7 @@ impl Config {
             routes: routes(raw.routes)?,
             self_check_path,
             identity_headers: raw.identity_headers.unwrap_or(true),
-            limits: limits(raw.limits),
+            limits: limits(raw.limits)?,
             log: Log {
                 format: raw.log.format.unwrap_or_default(),
                 level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
@@ -418,9 +418,10 @@ fn route(r: raw::Route) -> Result<Route, String> {
     })
 }
 
-fn limits(raw: raw::Limits) -> Limits {
+fn limits(raw: raw::Limits) -> Result<Limits, Invalid> {
     let secs = |d: Option<raw::Dur>, default: u64| d.map_or(Duration::from_secs(default), |d| d.0);
-    Limits {
+    let max_streams = raw.max_concurrent_streams;
+    Ok(Limits {
         max_connections: raw.max_connections.unwrap_or(10_000),
         header_read_timeout: secs(raw.header_read_timeout, 10),
         tls_handshake_timeout: secs(raw.tls_handshake_timeout, 10),
@@ -429,8 +430,9 @@ fn limits(raw: raw::Limits) -> Limits {
         max_header_bytes: raw.max_header_bytes.unwrap_or(65_536),
         max_body_bytes: raw.max_body_bytes,
         max_vpceps_per_tenant: raw.max_vpceps_per_tenant.unwrap_or(100),
+        max_concurrent_streams: at_least_one(max_streams, 100, "limits.max_concurrent_streams")?,
         shutdown_grace: secs(raw.shutdown_grace, 25),
-    }
+    })
 }
 
 /// A count where 0 makes no sense: `default` when absent, else at least 1.

@@ -92,6 +92,16 @@ impl ForwardError {
     }
 }
 
+/// The largest read buffer of an HTTP/1.1 upstream connection (hyper's default is about 400 KiB):
+/// the largest response head (as HAProxy's default `bufsize`), and the largest body chunk one
+/// response holds while its client is not reading (docs/contract.md §6, bounded buffers).
+const READ_BUF: usize = 16 * 1024;
+/// What an HTTP/2 upstream may send on one stream, and over its connection, before the proxy has
+/// passed it on (hyper's client defaults are 2 MiB and 5 MiB). The upstream is local to the
+/// sidecar, so small windows cost no throughput.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+const H2_CONN_WINDOW: u32 = 1024 * 1024;
+
 type HttpClient = Client<LimitedConnector<HttpsConnector<HttpConnector>>, ProxyBody>;
 
 /// Sends requests to the configured upstream. Cheap to clone (the pools are shared).
@@ -131,6 +141,9 @@ impl Forwarder {
             b.pool_idle_timeout(upstream.idle_timeout)
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
+                .http1_max_buf_size(READ_BUF)
+                .http2_initial_stream_window_size(H2_STREAM_WINDOW)
+                .http2_initial_connection_window_size(H2_CONN_WINDOW)
                 .http2_only(h2_only);
             b.build(LimitedConnector::new(https, limit.clone()))
         };

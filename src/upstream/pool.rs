@@ -309,6 +309,7 @@ impl H1Pool {
             };
         let _ = stream.set_nodelay(true);
         let (tx, conn) = http1::Builder::new()
+            .max_buf_size(super::READ_BUF)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| PoolError::Connect(Box::new(e)))?;
