@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -25,12 +25,25 @@ pub struct Listeners {
     pub admin: TcpListener,
 }
 
-/// Bind the addresses a config names.
+/// Bind the addresses a config names; the data listener with `listen.backlog`.
 pub async fn bind(loaded: &Loaded) -> std::io::Result<Listeners> {
+    let listen = &loaded.config.listen;
     Ok(Listeners {
-        data: TcpListener::bind(loaded.config.listen.address).await?,
+        data: bind_with_backlog(listen.address, listen.backlog)?,
         admin: TcpListener::bind(loaded.config.admin.address).await?,
     })
+}
+
+/// `addr` bound and listening with `backlog` (the kernel caps it at `net.core.somaxconn`), with
+/// `SO_REUSEADDR` as `TcpListener::bind` sets it, so a restart does not wait out `TIME_WAIT`.
+fn bind_with_backlog(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// A running proxy.

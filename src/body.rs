@@ -1,6 +1,7 @@
 //! Body types of the data path: the boxed streaming body both directions use, a byte-limit wrapper
-//! for request bodies (`limits.max_body_bytes`), and a wrapper that runs a completion hook when a
-//! response body is finished or dropped (access log and duration histogram).
+//! for request bodies (`limits.max_body_bytes`), a wrapper that tells when a request body has
+//! ended (where `upstream.response_timeout` starts), and a wrapper that runs a completion hook when
+//! a response body is finished or dropped (access log and duration histogram).
 //!
 //! Nothing here buffers a body: every wrapper passes frames through as they arrive (docs/contract.md §6).
 //! No I/O of its own.
@@ -104,6 +105,52 @@ where
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A body that tells, through the receiver [`signal_end`] returns, that it is over: its last
+/// frame passed, it failed, or it was dropped (the HTTP client stopped sending it). A body that is
+/// empty from the start (never polled by the client) is over at once.
+pub struct EndSignal<B> {
+    inner: B,
+    /// Dropped when the body is over, which completes the receiver.
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Wrap `inner`; the receiver completes (with `Err`, the sender having gone) when it is over.
+pub fn signal_end<B: Body>(inner: B) -> (EndSignal<B>, tokio::sync::oneshot::Receiver<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done = (!inner.is_end_stream()).then_some(tx);
+    (EndSignal { inner, done }, rx)
+}
+
+impl<B> Body for EndSignal<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) if !this.inner.is_end_stream() => {}
+            Poll::Ready(_) => this.done = None,
+            Poll::Pending => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -226,6 +273,32 @@ mod tests {
         assert!(is_caused_by::<BodyTooLarge>(&nested));
         let other = Outer(Box::new(std::io::Error::other("x")));
         assert!(!is_caused_by::<BodyTooLarge>(&other));
+    }
+
+    #[tokio::test]
+    async fn end_signal_fires_after_the_last_frame_not_before() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(2);
+        let stream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|f| (f, rx))
+        }));
+        let (mut body, mut done) = signal_end(http_body_util::StreamBody::new(stream));
+        tx.send(Ok(Frame::data(Bytes::from_static(b"a"))))
+            .await
+            .unwrap();
+        body.frame().await.unwrap().unwrap();
+        assert!(
+            done.try_recv()
+                .is_err_and(|e| e == tokio::sync::oneshot::error::TryRecvError::Empty)
+        );
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        assert!(done.await.is_err(), "sender gone: the body is over");
+    }
+
+    #[tokio::test]
+    async fn end_signal_empty_body_is_over_at_once() {
+        let (_body, done) = signal_end(empty());
+        assert!(done.await.is_err());
     }
 
     struct Record(Arc<std::sync::Mutex<Vec<(u64, bool)>>>);

@@ -43,13 +43,16 @@ pub enum ErrorCode {
     UpstreamInvalid,
     /// 503 `VG.00050301`: shutting down or at the connection limit.
     Unavailable,
+    /// 503 `VG.00050302`: `upstream.max_connections` are open and none came free within
+    /// `upstream.connect_timeout`.
+    UpstreamBusy,
     /// 504 `VG.00050401`: no response headers within `upstream.response_timeout`.
     UpstreamTimeout,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order (used by the docs-sync test).
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadRequest,
         ErrorCode::VpcepNotAuthorized,
         ErrorCode::IpNotTrusted,
@@ -63,6 +66,7 @@ impl ErrorCode {
         ErrorCode::UpstreamUnreachable,
         ErrorCode::UpstreamInvalid,
         ErrorCode::Unavailable,
+        ErrorCode::UpstreamBusy,
         ErrorCode::UpstreamTimeout,
     ];
 
@@ -82,6 +86,7 @@ impl ErrorCode {
             ErrorCode::UpstreamUnreachable => "VG.00050201",
             ErrorCode::UpstreamInvalid => "VG.00050202",
             ErrorCode::Unavailable => "VG.00050301",
+            ErrorCode::UpstreamBusy => "VG.00050302",
             ErrorCode::UpstreamTimeout => "VG.00050401",
         }
     }
@@ -100,7 +105,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UpstreamUnreachable | ErrorCode::UpstreamInvalid => StatusCode::BAD_GATEWAY,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -136,6 +141,9 @@ impl ErrorCode {
             }
             ErrorCode::Unavailable => {
                 "Service unavailable: the proxy is shutting down or at its connection limit."
+            }
+            ErrorCode::UpstreamBusy => {
+                "Service unavailable: too many requests to the upstream service."
             }
             ErrorCode::UpstreamTimeout => {
                 "Gateway timeout: the upstream service did not respond in time."

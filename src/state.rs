@@ -95,7 +95,7 @@ impl Shared {
         metrics: Metrics,
         registry: prometheus::Registry,
     ) -> Arc<Self> {
-        let current = generation_from(loaded, 1);
+        let current = generation_from(loaded, 1, &metrics);
         metrics.policy_generation.set(1);
         set_entry_gauges(&metrics, &current.policy);
         let (generation_tx, _) = watch::channel(1);
@@ -128,7 +128,7 @@ impl Shared {
                 loaded.tls = None;
             }
             let key = loaded.tls.clone();
-            (generation_from(loaded, number), key)
+            (generation_from(loaded, number, &self.metrics), key)
         });
         if let (Some(store), Some(key)) = (&self.certs, key) {
             store.store(key);
@@ -278,8 +278,8 @@ impl Shared {
     }
 }
 
-fn generation_from(loaded: Loaded, number: u64) -> Generation {
-    let forwarder = Forwarder::new(&loaded.config.upstream);
+fn generation_from(loaded: Loaded, number: u64, metrics: &Metrics) -> Generation {
+    let forwarder = Forwarder::new(&loaded.config.upstream, metrics);
     Generation {
         number,
         config: loaded.config,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{OPEN_POLICY, STATIC_TENANT, TestProxy, admin_block, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// How the raw upstream answers each request.
 #[derive(Clone, Copy)]
@@ -23,6 +23,8 @@ enum Mode {
     CloseAfterEach,
     /// A head announcing 1 MiB, 1 KiB of it, then nothing (the connection stays open).
     Stall,
+    /// As `KeepAlive`, but each answer waits until [`RawUpstream::release`].
+    Hold,
 }
 
 struct RawUpstream {
@@ -30,6 +32,9 @@ struct RawUpstream {
     accepted: Arc<AtomicUsize>,
     /// One message per connection the proxy closed (read returned 0 or failed).
     closed: mpsc::UnboundedReceiver<()>,
+    /// One message per request head read.
+    heads: mpsc::UnboundedReceiver<()>,
+    release: watch::Sender<bool>,
 }
 
 impl RawUpstream {
@@ -38,6 +43,8 @@ impl RawUpstream {
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let (tx, closed) = mpsc::unbounded_channel();
+        let (heads_tx, heads) = mpsc::unbounded_channel();
+        let (release, released) = watch::channel(false);
         let count = accepted.clone();
         tokio::spawn(async move {
             loop {
@@ -46,8 +53,12 @@ impl RawUpstream {
                 };
                 count.fetch_add(1, Ordering::SeqCst);
                 let tx = tx.clone();
+                let seen = Seen {
+                    heads: heads_tx.clone(),
+                    released: released.clone(),
+                };
                 tokio::spawn(async move {
-                    serve(s, mode).await;
+                    serve(s, mode, seen).await;
                     let _ = tx.send(());
                 });
             }
@@ -56,7 +67,14 @@ impl RawUpstream {
             addr,
             accepted,
             closed,
+            heads,
+            release,
         }
+    }
+
+    /// Let every held request (and every later one) answer.
+    fn release(&self) {
+        self.release.send_replace(true);
     }
 
     fn accepted(&self) -> usize {
@@ -64,9 +82,15 @@ impl RawUpstream {
     }
 }
 
+/// What a connection tells the test, and waits on.
+struct Seen {
+    heads: mpsc::UnboundedSender<()>,
+    released: watch::Receiver<bool>,
+}
+
 /// Answer requests (heads only; the tests send no bodies) until the peer closes or `mode` ends
 /// the connection.
-async fn serve(mut s: TcpStream, mode: Mode) {
+async fn serve(mut s: TcpStream, mode: Mode, mut seen: Seen) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -81,6 +105,12 @@ async fn serve(mut s: TcpStream, mode: Mode) {
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         buf.drain(..head_end);
+        let _ = seen.heads.send(());
+        if let Mode::Hold = mode
+            && seen.released.wait_for(|r| *r).await.is_err()
+        {
+            return;
+        }
         let answer: Vec<u8> = match mode {
             Mode::Stall => {
                 let mut a = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
@@ -97,7 +127,7 @@ async fn serve(mut s: TcpStream, mode: Mode) {
             return;
         }
         match mode {
-            Mode::KeepAlive => {}
+            Mode::KeepAlive | Mode::Hold => {}
             Mode::CloseAfterEach => return,
             Mode::Stall => {
                 // Hold the connection until the proxy gives up on it.
@@ -227,4 +257,88 @@ async fn a_response_abandoned_mid_body_takes_its_connection_with_it() {
     drop(s);
     within(10, up.closed.recv()).await.unwrap();
     assert_eq!(up.accepted(), 1);
+}
+
+/// `upstream.max_connections`: with 2 allowed and the upstream holding every answer, 5 requests
+/// at once open 2 upstream connections; the other 3 wait `connect_timeout`, then get 503
+/// `VG.00050302`, counted; the 2 finish once the upstream answers.
+#[tokio::test]
+async fn upstream_max_connections_over_cap_waits_then_503_vg00050302() {
+    let mut up = RawUpstream::start(Mode::Hold).await;
+    let proxy = proxy_for(&up, "  max_connections: 2\n  connect_timeout: 300ms\n").await;
+    let c = proxy.client(false);
+    let mut all = Vec::new();
+    for i in 0..5 {
+        let c = c.clone();
+        let url = format!("{}/h{i}", proxy.base());
+        all.push(tokio::spawn(async move {
+            let r = c.get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }));
+    }
+    // Two heads reach the upstream and are held there.
+    for _ in 0..2 {
+        within(10, up.heads.recv()).await.unwrap();
+    }
+    let metrics = &proxy.app.shared.metrics;
+    // The three over the cap are answered without the upstream.
+    let mut answered = Vec::new();
+    let mut held = Vec::new();
+    for t in all {
+        if t.is_finished() {
+            answered.push(t);
+        } else {
+            held.push(t);
+        }
+    }
+    let started = std::time::Instant::now();
+    let three = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while held.iter().filter(|t| t.is_finished()).count() < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        three.is_ok(),
+        "3 requests not answered while 2 are held; {} upstream connections",
+        up.accepted()
+    );
+    let waited = started.elapsed();
+    let (done, still): (Vec<_>, Vec<_>) = held.into_iter().partition(|t| t.is_finished());
+    answered.extend(done);
+    assert_eq!(answered.len(), 3, "3 answered while 2 are held");
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    for t in answered {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 503);
+        assert_eq!(common::error_code(&body), "VG.00050302");
+    }
+    assert_eq!(
+        up.accepted(),
+        2,
+        "at most max_connections upstream connections"
+    );
+    assert_eq!(metrics.upstream_overflows_total.get(), 3);
+    let (_, text) = proxy.admin_get("/metrics").await;
+    assert!(
+        text.contains("vpcguard_upstream_connections{state=\"active\"} 2"),
+        "{text}"
+    );
+    up.release();
+    for t in still {
+        assert_eq!(within(10, t).await.unwrap(), (200, "ok".to_owned()));
+    }
+    assert!(
+        up.heads.try_recv().is_err(),
+        "no third head reached the upstream"
+    );
+    let (_, text) = proxy.admin_get("/metrics").await;
+    for line in [
+        "vpcguard_upstream_connections{state=\"active\"} 0",
+        "vpcguard_upstream_connections{state=\"idle\"} 2",
+        "vpcguard_upstream_overflows_total 3",
+    ] {
+        assert!(text.contains(line), "missing {line}: {text}");
+    }
 }

@@ -58,6 +58,8 @@ pub struct Listen {
     pub tls: Option<TlsFiles>,
     pub proxy_protocol: ProxyProtocolMode,
     pub proxy_protocol_from: NetList,
+    /// The `listen(2)` backlog (at least 1; the kernel caps it at `net.core.somaxconn`).
+    pub backlog: u32,
 }
 
 /// `listen.tls:` with paths resolved.
@@ -105,6 +107,9 @@ pub struct Upstream {
     /// `None` = no limit.
     pub response_timeout: Option<Duration>,
     pub idle_timeout: Duration,
+    /// Upstream connections open at once (at least 1); a request beyond waits up to
+    /// `connect_timeout` for one, then gets 503 `VG.00050302`.
+    pub max_connections: usize,
     pub preserve_host: bool,
 }
 
@@ -136,6 +141,8 @@ pub struct Limits {
     /// `None` = unlimited, streamed.
     pub max_body_bytes: Option<u64>,
     pub max_vpceps_per_tenant: usize,
+    /// HTTP/2 streams per client connection (at least 1).
+    pub max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
     /// Most `pendingAcceptance` connections the policy holds, counting markers on their way to the
     /// file (docs/contract.md §4 step 1); an unknown marker beyond it is denied but not recorded.

@@ -55,6 +55,7 @@ pub struct Listen {
     pub tls: Option<Spanned<Tls>>,
     pub proxy_protocol: Option<ProxyProtocolMode>,
     pub proxy_protocol_from: Option<Vec<Spanned<String>>>,
+    pub backlog: Option<Spanned<u32>>,
 }
 
 /// `listen.tls:`
@@ -123,6 +124,7 @@ pub struct Upstream {
     pub connect_timeout: Option<Dur>,
     pub response_timeout: Option<Dur>,
     pub idle_timeout: Option<Dur>,
+    pub max_connections: Option<Spanned<usize>>,
     pub preserve_host: Option<bool>,
 }
 
@@ -291,6 +293,7 @@ pub struct Limits {
     pub max_header_bytes: Option<u32>,
     pub max_body_bytes: Option<u64>,
     pub max_vpceps_per_tenant: Option<usize>,
+    pub max_concurrent_streams: Option<Spanned<u32>>,
     pub shutdown_grace: Option<Dur>,
     pub max_pending_connections: Option<usize>,
 }

@@ -269,6 +269,21 @@ fn parse_rejects_each_invalid_value_at_its_field_and_position() {
             Invalid("upstream.url", Some((2, 8))),
         ),
         (
+            "listen.backlog 0",
+            "listen:\n  backlog: 0\n",
+            Invalid("listen.backlog", Some((2, 12))),
+        ),
+        (
+            "limits.max_concurrent_streams 0",
+            "limits:\n  max_concurrent_streams: 0\n",
+            Invalid("limits.max_concurrent_streams", Some((2, 27))),
+        ),
+        (
+            "upstream.max_connections 0",
+            "upstream:\n  max_connections: 0\n",
+            Invalid("upstream.max_connections", Some((2, 20))),
+        ),
+        (
             "header name: vpcep.headers",
             "vpcep:\n  headers: [\"x vpcep\"]\n",
             Invalid("vpcep.headers", Some((2, 13))),
@@ -566,4 +581,14 @@ fn display_starts_with_file_line_column() {
         let got = err.to_string();
         assert!(got.starts_with(want), "case {name}: {got:?} vs {want:?}");
     }
+}
+
+/// The bounds of docs/contract.md §2, as defaulted when the file says nothing (`{}`: an empty
+/// file is invalid).
+#[test]
+fn parse_empty_mapping_gives_the_contract_bounds() {
+    let c = parse("{}", Path::new(FILE)).unwrap();
+    assert_eq!(c.upstream.max_connections, 1024);
+    assert_eq!(c.listen.backlog, 1024);
+    assert_eq!(c.limits.max_concurrent_streams, 100);
 }

@@ -291,3 +291,25 @@ impl AdminRoute {
         }
     }
 }
+
+/// `upstream_connections{state}`: whether an open upstream connection carries an exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamConnState {
+    /// Carrying a request or its response (every open `https://`/`h2c://`/upgrade connection
+    /// counts here: hyper-util's pool does not say when its connections are idle).
+    Active,
+    /// Kept in the HTTP/1.1 pool for the next request.
+    Idle,
+}
+
+impl UpstreamConnState {
+    /// Every value.
+    pub const ALL: [UpstreamConnState; 2] = [Self::Active, Self::Idle];
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Idle => "idle",
+        }
+    }
+}

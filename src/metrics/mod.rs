@@ -8,7 +8,7 @@ mod labels;
 
 pub use labels::{
     AdminRoute, DecisionLabel, RejectReason, ReloadFile, RequestReason, RequestRejectReason,
-    UpstreamErrorKind,
+    UpstreamConnState, UpstreamErrorKind,
 };
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -43,6 +43,10 @@ pub struct Metrics {
     pub access_log_dropped_total: IntCounter,
     /// Unknown markers denied but not recorded: `limits.max_pending_connections` was reached.
     pub pending_connections_dropped_total: IntCounter,
+    /// Upstream connections open, by [`UpstreamConnState`].
+    pub upstream_connections: IntGaugeVec,
+    /// Requests answered 503 `VG.00050302`: `upstream.max_connections` open, none freed in time.
+    pub upstream_overflows_total: IntCounter,
     /// The hot-path children of the `*_total` families, resolved once.
     resolved: Resolved,
 }
@@ -215,6 +219,17 @@ impl Metrics {
                 "pending_connections_dropped_total",
                 "Unknown VPC endpoint markers denied but not recorded as pending: limits.max_pending_connections reached.",
             ))?,
+            upstream_connections: IntGaugeVec::new(
+                opts(
+                    "upstream_connections",
+                    "Upstream connections open, by whether they carry an exchange.",
+                ),
+                &["state"],
+            )?,
+            upstream_overflows_total: IntCounter::with_opts(opts(
+                "upstream_overflows_total",
+                "Requests refused because upstream.max_connections were open and none came free.",
+            ))?,
         };
         reg.register(Box::new(m.requests_total.clone()))?;
         reg.register(Box::new(m.request_duration_seconds.clone()))?;
@@ -235,6 +250,8 @@ impl Metrics {
         reg.register(Box::new(m.build_info.clone()))?;
         reg.register(Box::new(m.access_log_dropped_total.clone()))?;
         reg.register(Box::new(m.pending_connections_dropped_total.clone()))?;
+        reg.register(Box::new(m.upstream_connections.clone()))?;
+        reg.register(Box::new(m.upstream_overflows_total.clone()))?;
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -274,6 +291,11 @@ impl Metrics {
                     .with_label_values(&[f.as_str(), res])
                     .reset();
             }
+        }
+        for s in UpstreamConnState::ALL {
+            self.upstream_connections
+                .with_label_values(&[s.as_str()])
+                .set(0);
         }
         for k in POLICY_ENTRY_KINDS {
             self.policy_entries.with_label_values(&[k]).set(0);
@@ -318,6 +340,12 @@ impl Metrics {
         self.request_rejects_total
             .with_label_values(&[reason.as_str()])
             .inc();
+    }
+
+    /// The `upstream_connections` gauge of `state`.
+    pub fn upstream_connections(&self, state: UpstreamConnState) -> IntGauge {
+        self.upstream_connections
+            .with_label_values(&[state.as_str()])
     }
 
     /// Count one upstream failure.

@@ -28,6 +28,24 @@ use crate::metrics::RejectReason;
 use crate::proxy_protocol::{self, Command, Detect, Parsed, ProxyHeader};
 use crate::state::Shared;
 
+/// HTTP/2 response bytes buffered per stream beyond what the socket took (hyper's default is
+/// 400 KiB). With the stream cap it bounds what a client that opens every stream and reads nothing
+/// costs (docs/contract.md §6): about `max_concurrent_streams` × (this + one upstream chunk,
+/// `upstream`'s 16 KiB read buffer); measured 8 MiB for 100 streams (was 260+ MiB for 256).
+const H2_SEND_BUF: usize = 16 * 1024;
+/// Request bytes a client may send on one stream before the proxy has passed them on (hyper's
+/// default, stated): the flow-control window we grant per stream.
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+/// Request bytes a client may send over all its streams before the proxy has passed them on: the
+/// bound on buffered uploads per connection.
+const H2_CONN_WINDOW: u32 = 1024 * 1024;
+/// Streams a client may open and reset before they are accepted (h2's default, stated; the rapid
+/// reset attack, CVE-2023-44487).
+const H2_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the proxy may reset for the client's protocol errors before it sends GOAWAY (h2's
+/// default is 1,024; MadeYouReset, CVE-2025-8671).
+const H2_LOCAL_ERROR_RESETS: usize = 256;
+
 /// Keeps `connections_active` right however the connection ends.
 struct ActiveGuard(prometheus::IntGauge);
 
@@ -157,7 +175,12 @@ async fn serve_http<IO>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes)
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_send_buf_size(H2_SEND_BUF)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONN_WINDOW)
+        .max_pending_accept_reset_streams(H2_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(H2_LOCAL_ERROR_RESETS);
     let peer = info.peer;
     let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);

@@ -27,7 +27,7 @@ use crate::error::{self, ErrorCode};
 use crate::identity::client_ip::{ClientIpSource, resolve_client_ip};
 use crate::identity::tenant::{TenantClaim, TenantError};
 use crate::identity::vpcep_headers::{HeaderVpcep, strip_untrusted, vpcep_from_headers};
-use crate::metrics::{DecisionLabel, RequestReason, RequestRejectReason, UpstreamErrorKind};
+use crate::metrics::{DecisionLabel, RequestReason, RequestRejectReason};
 use crate::policy::{self, Decision, Outcome, VpcepRef};
 use crate::proxy_protocol::EndpointTlv;
 use crate::state::{Generation, Shared};
@@ -99,7 +99,7 @@ impl Refusal {
         Self {
             code: e.code(),
             denied: None,
-            error: Some(e.kind().map_or("body_too_large", UpstreamErrorKind::as_str)),
+            error: Some(e.reason()),
             forward: Some(e),
             rejected: None,
         }
@@ -373,6 +373,9 @@ async fn forward(
         .forward(req, client_upgrade.is_some())
         .await;
     record.upstream_secs = Some(sent.elapsed().as_secs_f64());
+    if let Err(ForwardError::Overflow(_)) = &result {
+        shared.metrics.upstream_overflows_total.inc();
+    }
     let mut resp = result.map_err(Refusal::forward_failed)?;
     shared
         .metrics

@@ -10,9 +10,13 @@
 //! |---|---|
 //! | `mod.rs` | [`Forwarder`]: which client, URI rewriting, the response deadline, error classes |
 //! | `pool.rs` | the HTTP/1.1 connection pool for plain `http://` upstreams |
+//! | `deadline.rs` | the response deadline, counted from the end of the request body |
+//! | `limit.rs` | `upstream.max_connections` for every client, and the connection gauges |
 //!
 //! Does network I/O (through the clients). Header policy lives in `proxy::headers`.
 
+mod deadline;
+mod limit;
 mod pool;
 
 use std::sync::Arc;
@@ -26,10 +30,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::{BodyTooLarge, BoxError, ProxyBody, is_caused_by};
+use crate::body::{self, BodyTooLarge, BoxError, ProxyBody, is_caused_by};
 use crate::config::model::{Upstream, UpstreamProtocol};
 use crate::error::ErrorCode;
-use crate::metrics::UpstreamErrorKind;
+use crate::metrics::{Metrics, UpstreamErrorKind};
+use deadline::{Expired, ResponseClock};
+use limit::{ConnLimit, LimitedConnector, Overflow};
 use pool::{H1Pool, PoolError};
 
 /// Why forwarding failed, each with its documented code.
@@ -38,7 +44,8 @@ pub enum ForwardError {
     /// 502 `VG.00050201`: connection refused, unroutable, connect timeout, TLS to upstream failed.
     #[error("upstream connect failed: {0}")]
     Connect(#[source] BoxError),
-    /// 504 `VG.00050401`: no response headers within `upstream.response_timeout`.
+    /// 504 `VG.00050401`: no response headers within `upstream.response_timeout` of the end of
+    /// the request body.
     #[error("upstream response timeout after {0:?}")]
     Timeout(Duration),
     /// 502 `VG.00050202`: the upstream answered with something that is not HTTP, or closed early.
@@ -47,6 +54,10 @@ pub enum ForwardError {
     /// 413 `VG.00041301`: the client's body crossed `limits.max_body_bytes` while streaming.
     #[error("request body exceeds max_body_bytes")]
     BodyTooLarge,
+    /// 503 `VG.00050302`: `upstream.max_connections` open and none came free within
+    /// `upstream.connect_timeout`.
+    #[error("{0}")]
+    Overflow(#[source] Overflow),
 }
 
 impl ForwardError {
@@ -57,6 +68,7 @@ impl ForwardError {
             ForwardError::Timeout(_) => ErrorCode::UpstreamTimeout,
             ForwardError::Protocol(_) => ErrorCode::UpstreamInvalid,
             ForwardError::BodyTooLarge => ErrorCode::BodyTooLarge,
+            ForwardError::Overflow(_) => ErrorCode::UpstreamBusy,
         }
     }
 
@@ -66,12 +78,31 @@ impl ForwardError {
             ForwardError::Connect(_) => Some(UpstreamErrorKind::Connect),
             ForwardError::Timeout(_) => Some(UpstreamErrorKind::Timeout),
             ForwardError::Protocol(_) => Some(UpstreamErrorKind::Protocol),
-            ForwardError::BodyTooLarge => None,
+            ForwardError::BodyTooLarge | ForwardError::Overflow(_) => None,
+        }
+    }
+
+    /// The access log's `error` value.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ForwardError::BodyTooLarge => "body_too_large",
+            ForwardError::Overflow(_) => "upstream_overflow",
+            e => e.kind().map_or("upstream", UpstreamErrorKind::as_str),
         }
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+/// The largest read buffer of an HTTP/1.1 upstream connection (hyper's default is about 400 KiB):
+/// the largest response head (as HAProxy's default `bufsize`), and the largest body chunk one
+/// response holds while its client is not reading (docs/contract.md §6, bounded buffers).
+const READ_BUF: usize = 16 * 1024;
+/// What an HTTP/2 upstream may send on one stream, and over its connection, before the proxy has
+/// passed it on (hyper's client defaults are 2 MiB and 5 MiB). The upstream is local to the
+/// sidecar, so small windows cost no throughput.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+const H2_CONN_WINDOW: u32 = 1024 * 1024;
+
+type HttpClient = Client<LimitedConnector<HttpsConnector<HttpConnector>>, ProxyBody>;
 
 /// Sends requests to the configured upstream. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
@@ -81,12 +112,21 @@ pub struct Forwarder {
     pool: Option<Arc<H1Pool>>,
     /// HTTP/1.1-only client for upgrades when the main client speaks h2c.
     upgrade_client: HttpClient,
+    /// `upstream.max_connections`, shared by the pool and both clients.
+    limit: Arc<ConnLimit>,
     upstream: Arc<Upstream>,
 }
 
 impl Forwarder {
-    /// Build the clients for `upstream`. HTTPS upstreams are verified against the webpki roots.
-    pub fn new(upstream: &Upstream) -> Self {
+    /// Build the clients for `upstream`, whose connections together stay within
+    /// `upstream.max_connections` and are counted in `metrics`. HTTPS upstreams are verified
+    /// against the webpki roots.
+    pub fn new(upstream: &Upstream, metrics: &Metrics) -> Self {
+        let limit = Arc::new(ConnLimit::new(
+            upstream.max_connections,
+            upstream.connect_timeout,
+            metrics,
+        ));
         let build = |h2_only: bool| {
             let mut http = HttpConnector::new();
             http.enforce_http(false);
@@ -101,8 +141,11 @@ impl Forwarder {
             b.pool_idle_timeout(upstream.idle_timeout)
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
+                .http1_max_buf_size(READ_BUF)
+                .http2_initial_stream_window_size(H2_STREAM_WINDOW)
+                .http2_initial_connection_window_size(H2_CONN_WINDOW)
                 .http2_only(h2_only);
-            b.build(https)
+            b.build(LimitedConnector::new(https, limit.clone()))
         };
         let h2c = upstream.protocol == UpstreamProtocol::H2c;
         let pool = (upstream.protocol == UpstreamProtocol::Http1).then(|| {
@@ -110,12 +153,14 @@ impl Forwarder {
                 upstream.authority.clone(),
                 upstream.connect_timeout,
                 upstream.idle_timeout,
+                limit.clone(),
             ))
         });
         Self {
             client: build(h2c),
             pool,
             upgrade_client: build(false),
+            limit,
             upstream: Arc::new(upstream.clone()),
         }
     }
@@ -126,25 +171,27 @@ impl Forwarder {
     }
 
     /// Send `req` (headers already rewritten) and wait for the response head, at most
-    /// `response_timeout`. A failure caused by the request body's [`BodyTooLarge`] (found in the
+    /// `response_timeout` from the end of the request body (`deadline.rs`). A failure caused by the request body's [`BodyTooLarge`] (found in the
     /// client error's source chain) is [`ForwardError::BodyTooLarge`], not the upstream's fault.
     ///
     /// # Performance
     /// Reuses pooled connections; one URI rebuild per request.
     pub async fn forward(
         &self,
-        mut req: Request<ProxyBody>,
+        req: Request<ProxyBody>,
         upgrade: bool,
     ) -> Result<Response<ProxyBody>, ForwardError> {
-        let limit = self.upstream.response_timeout;
+        let (mut req, body_done) = split_end(req);
+        let mut clock = ResponseClock::new(self.upstream.response_timeout, body_done);
         if !upgrade && let Some(pool) = &self.pool {
-            let result = within(limit, pool.send(req)).await?;
-            return result.map_err(|e| match e {
+            return pool.send(req, &mut clock).await.map_err(|e| match e {
                 PoolError::Request(e) if is_caused_by::<BodyTooLarge>(&e) => {
                     ForwardError::BodyTooLarge
                 }
                 PoolError::Connect(e) => ForwardError::Connect(e),
                 PoolError::Request(e) => ForwardError::Protocol(Box::new(e)),
+                PoolError::Expired(e) => e.into(),
+                PoolError::Overflow(e) => ForwardError::Overflow(e),
             });
         }
         let pq = req
@@ -168,11 +215,14 @@ impl Forwarder {
             &self.client
         };
         let (req, body_cause) = keep_body_cause(req);
-        let result = within(limit, client.request(req)).await?;
+        let result = clock.bound(client.request(req)).await?;
         match result {
             Ok(resp) => Ok(resp.map(crate::body::boxed)),
             Err(e) if is_caused_by::<BodyTooLarge>(&e) || body_cause.too_large() => {
                 Err(ForwardError::BodyTooLarge)
+            }
+            Err(e) if is_caused_by::<Overflow>(&e) => {
+                Err(ForwardError::Overflow(self.limit.overflow()))
             }
             Err(e) if e.is_connect() => Err(ForwardError::Connect(Box::new(e))),
             Err(e) => Err(ForwardError::Protocol(Box::new(e))),
@@ -211,15 +261,17 @@ fn keep_body_cause(req: Request<ProxyBody>) -> (Request<ProxyBody>, BodyCause) {
     (req, cause)
 }
 
-/// `fut`, or [`ForwardError::Timeout`] when `limit` passes first.
-async fn within<T>(
-    limit: Option<Duration>,
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T, ForwardError> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, fut)
-            .await
-            .map_err(|_| ForwardError::Timeout(limit)),
-        None => Ok(fut.await),
+/// `req` with a body that tells the returned receiver when it is over.
+fn split_end(req: Request<ProxyBody>) -> (Request<ProxyBody>, tokio::sync::oneshot::Receiver<()>) {
+    let (parts, b) = req.into_parts();
+    let (b, done) = body::signal_end(b);
+    (Request::from_parts(parts, b.boxed()), done)
+}
+
+impl From<Expired> for ForwardError {
+    fn from(e: Expired) -> Self {
+        match e {
+            Expired::Response(limit) => ForwardError::Timeout(limit),
+        }
     }
 }

@@ -13,13 +13,17 @@
 //!   (the upstream closed it while it sat idle) is sent again on another one, at most
 //!   [`MAX_ATTEMPTS`] times, the last on a new connection. A request that was sent is never
 //!   repeated.
-//! - **Bounds:** at most [`MAX_IDLE`] idle connections; idle ones are closed after
-//!   `upstream.idle_timeout` by a reaper task that ends with the pool; connects are bounded by
-//!   `upstream.connect_timeout`.
+//! - **Bounds:** at most `upstream.max_connections` open at once ([`ConnLimit`]: each connection's
+//!   task holds a permit until the connection closes); a request that finds none idle and no permit
+//!   free waits up to `upstream.connect_timeout` for a connection to come back or a permit to free,
+//!   then fails with [`PoolError::Overflow`] (503 `VG.00050302`). At most [`MAX_IDLE`] idle
+//!   connections; idle ones are closed after `upstream.idle_timeout` by a reaper task that ends with
+//!   the pool; connects are bounded by `upstream.connect_timeout`.
 //!
 //! Does network I/O (connect, and one spawned task per connection driving hyper).
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -35,7 +39,10 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
+use super::deadline::{Expired, ResponseClock};
+use super::limit::{ConnLimit, Counted, Overflow};
 use crate::body::{BoxError, ProxyBody};
 
 /// Idle connections kept at most; the oldest is closed when one more is returned.
@@ -54,10 +61,22 @@ pub enum PoolError {
     /// The connection failed after the request was handed to it.
     #[error("{0}")]
     Request(#[source] hyper::Error),
+    /// The response head did not come in time ([`ResponseClock`]).
+    #[error("{0:?}")]
+    Expired(Expired),
+    /// `upstream.max_connections` open and none came free in time.
+    #[error("{0}")]
+    Overflow(#[source] Overflow),
+}
+
+/// A connection's sending half, counted in `upstream_connections` under its state.
+struct Conn {
+    tx: SendRequest<ProxyBody>,
+    _state: Counted,
 }
 
 struct Idle {
-    tx: SendRequest<ProxyBody>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -70,6 +89,9 @@ pub struct H1Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     idle: Mutex<VecDeque<Idle>>,
+    /// Told when a connection is returned, for requests waiting at the cap.
+    returned: Notify,
+    limit: Arc<ConnLimit>,
     reaper: AtomicBool,
 }
 
@@ -83,8 +105,14 @@ impl std::fmt::Debug for H1Pool {
 }
 
 impl H1Pool {
-    /// A pool for `authority` (host:port; a name is resolved on each connect).
-    pub fn new(authority: Authority, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    /// A pool for `authority` (host:port; a name is resolved on each connect) whose connections
+    /// count against `limit`.
+    pub fn new(
+        authority: Authority,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        limit: Arc<ConnLimit>,
+    ) -> Self {
         Self {
             host: HeaderValue::from_str(authority.as_str()).ok(),
             addr: format!(
@@ -96,6 +124,8 @@ impl H1Pool {
             connect_timeout,
             idle_timeout,
             idle: Mutex::new(VecDeque::new()),
+            returned: Notify::new(),
+            limit,
             reaper: AtomicBool::new(false),
         }
     }
@@ -109,10 +139,11 @@ impl H1Pool {
 
     /// Send `req` (its URI is replaced by the origin form `path?query`; a missing `Host` becomes
     /// the upstream's authority) and wait for the response head. The response body returns the
-    /// connection to the pool when it ends.
+    /// connection to the pool when it ends. `clock` bounds the wait for the head of each attempt.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<ProxyBody>,
+        clock: &mut ResponseClock,
     ) -> Result<Response<ProxyBody>, PoolError> {
         let pq = req
             .uri()
@@ -129,19 +160,17 @@ impl H1Pool {
         }
         let mut attempt = 1;
         loop {
-            let reused = if attempt < MAX_ATTEMPTS {
-                self.checkout()
-            } else {
-                None
-            };
-            let (mut tx, was_reused) = match reused {
-                Some(tx) => (tx, true),
-                None => (self.connect().await?, false),
-            };
-            match tx.try_send_request(req).await {
+            let (mut conn, was_reused) = self.get(attempt < MAX_ATTEMPTS).await?;
+            let sent = clock
+                .bound(conn.tx.try_send_request(req))
+                .await
+                .map_err(PoolError::Expired)?;
+            match sent {
                 Ok(resp) => {
                     let pool = Arc::downgrade(self);
-                    return Ok(resp.map(|body| crate::body::boxed(PooledBody::new(body, tx, pool))));
+                    return Ok(
+                        resp.map(|body| crate::body::boxed(PooledBody::new(body, conn, pool)))
+                    );
                 }
                 Err(mut e) => match e.take_message() {
                     Some(back) if was_reused && attempt < MAX_ATTEMPTS => {
@@ -155,8 +184,57 @@ impl H1Pool {
         }
     }
 
+    /// A connection for one attempt, and whether it was reused: a ready idle one (when `reuse`),
+    /// else a new one, else (at the cap) the first to come back or to be allowed, waiting at most
+    /// `connect_timeout`.
+    async fn get(self: &Arc<Self>, reuse: bool) -> Result<(Conn, bool), PoolError> {
+        if reuse && let Some(conn) = self.checkout() {
+            return Ok((conn, true));
+        }
+        if let Some(permit) = self.limit.try_acquire() {
+            return Ok((self.connect(permit).await?, false));
+        }
+        // A deadline, not synchronisation; `sleep` takes a duration, so no `Instant` overflows.
+        #[allow(clippy::disallowed_methods)]
+        let mut wait = std::pin::pin!(tokio::time::sleep(self.limit.wait()));
+        let overflow = || PoolError::Overflow(self.limit.overflow());
+        loop {
+            // A returned connection may not be ready yet (its task has not seen the end of the
+            // last exchange): wait for it rather than for another.
+            if let Some(mut conn) = self.checkout_any() {
+                tokio::select! {
+                    ready = poll_fn(|cx| conn.tx.poll_ready(cx)) => match ready {
+                        Ok(()) => return Ok((self.activate(conn), true)),
+                        Err(_) => continue,
+                    },
+                    _ = &mut wait => {
+                        self.checkin(conn.tx);
+                        return Err(overflow());
+                    }
+                }
+            }
+            tokio::select! {
+                biased;
+                permit = self.limit.acquire() => match permit {
+                    Some(p) => return Ok((self.connect(p).await?, false)),
+                    None => return Err(overflow()),
+                },
+                _ = self.returned.notified() => {}
+                _ = &mut wait => return Err(overflow()),
+            }
+        }
+    }
+
+    /// `conn`, taken out of the idle list, counted as active.
+    fn activate(&self, conn: Conn) -> Conn {
+        Conn {
+            tx: conn.tx,
+            _state: self.limit.active(),
+        }
+    }
+
     /// The most recent ready idle connection, dropping closed and expired ones on the way.
-    fn checkout(&self) -> Option<SendRequest<ProxyBody>> {
+    fn checkout(&self) -> Option<Conn> {
         let now = Instant::now();
         let mut idle = self.lock();
         let mut i = idle.len();
@@ -164,14 +242,32 @@ impl H1Pool {
         while i > stop {
             i -= 1;
             let Some(entry) = idle.get(i) else { break };
-            if entry.tx.is_closed() || now.duration_since(entry.since) >= self.idle_timeout {
+            if self.expired(entry, now) {
                 idle.remove(i);
-            } else if entry.tx.is_ready() {
-                return idle.remove(i).map(|e| e.tx);
+            } else if entry.conn.tx.is_ready() {
+                let entry = idle.remove(i)?;
+                drop(idle);
+                return Some(self.activate(entry.conn));
             }
             // Not ready yet (its conn task has not seen the end of the last exchange): skip.
         }
         None
+    }
+
+    /// The most recent idle connection, ready or not, dropping closed and expired ones.
+    fn checkout_any(&self) -> Option<Conn> {
+        let now = Instant::now();
+        let mut idle = self.lock();
+        while let Some(entry) = idle.pop_back() {
+            if !self.expired(&entry, now) {
+                return Some(entry.conn);
+            }
+        }
+        None
+    }
+
+    fn expired(&self, entry: &Idle, now: Instant) -> bool {
+        entry.conn.tx.is_closed() || now.duration_since(entry.since) >= self.idle_timeout
     }
 
     fn checkin(&self, tx: SendRequest<ProxyBody>) {
@@ -179,7 +275,10 @@ impl H1Pool {
             return;
         }
         let entry = Idle {
-            tx,
+            conn: Conn {
+                tx,
+                _state: self.limit.idle(),
+            },
             since: Instant::now(),
         };
         let mut idle = self.lock();
@@ -187,9 +286,12 @@ impl H1Pool {
             idle.pop_front();
         }
         idle.push_back(entry);
+        drop(idle);
+        self.returned.notify_one();
     }
 
-    async fn connect(self: &Arc<Self>) -> Result<SendRequest<ProxyBody>, PoolError> {
+    /// Open a connection that holds `permit` until it closes.
+    async fn connect(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Conn, PoolError> {
         let addr = self.addr.as_str();
         let stream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -207,6 +309,7 @@ impl H1Pool {
             };
         let _ = stream.set_nodelay(true);
         let (tx, conn) = http1::Builder::new()
+            .max_buf_size(super::READ_BUF)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| PoolError::Connect(Box::new(e)))?;
@@ -214,9 +317,13 @@ impl H1Pool {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
+            drop(permit);
         });
         self.start_reaper();
-        Ok(tx)
+        Ok(Conn {
+            tx,
+            _state: self.limit.active(),
+        })
     }
 
     /// Close idle connections older than `idle_timeout`, checking every half of it (at least
@@ -240,8 +347,7 @@ impl H1Pool {
     }
 
     fn reap(&self, now: Instant) {
-        self.lock()
-            .retain(|e| !e.tx.is_closed() && now.duration_since(e.since) < self.idle_timeout);
+        self.lock().retain(|e| !self.expired(e, now));
     }
 }
 
@@ -249,14 +355,14 @@ impl H1Pool {
 /// (including bodies that are empty from the start and never polled).
 pub struct PooledBody {
     inner: Incoming,
-    conn: Option<(SendRequest<ProxyBody>, Weak<H1Pool>)>,
+    conn: Option<(Conn, Weak<H1Pool>)>,
 }
 
 impl PooledBody {
-    fn new(inner: Incoming, tx: SendRequest<ProxyBody>, pool: Weak<H1Pool>) -> Self {
+    fn new(inner: Incoming, conn: Conn, pool: Weak<H1Pool>) -> Self {
         let mut body = Self {
             inner,
-            conn: Some((tx, pool)),
+            conn: Some((conn, pool)),
         };
         if body.inner.is_end_stream() {
             body.release();
@@ -265,10 +371,10 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        if let Some((tx, pool)) = self.conn.take()
+        if let Some((conn, pool)) = self.conn.take()
             && let Some(pool) = pool.upgrade()
         {
-            pool.checkin(tx);
+            pool.checkin(conn.tx);
         }
     }
 }

@@ -292,6 +292,12 @@ pub async fn read_response(s: &mut tokio::net::TcpStream) -> (u16, String) {
         buf.push(byte[0]);
     }
     let head = String::from_utf8(buf).unwrap();
+    read_response_body(s, &head).await
+}
+
+/// The status of `head` (already read from `s`) and its `Content-Length` body, read from `s`.
+pub async fn read_response_body(s: &mut tokio::net::TcpStream, head: &str) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
     let status: u16 = head[9..12].parse().unwrap();
     let len: usize = head
         .lines()

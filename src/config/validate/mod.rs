@@ -82,7 +82,7 @@ impl Config {
             requests,
             self_check_path,
             identity_headers: raw.identity_headers.unwrap_or(true),
-            limits: limits(raw.limits),
+            limits: limits(raw.limits)?,
             log: Log {
                 format: raw.log.format.unwrap_or_default(),
                 level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
@@ -122,6 +122,7 @@ fn listen(raw: raw::Listen, base: &Path) -> Result<Listen, Invalid> {
         tls,
         proxy_protocol: raw.proxy_protocol.unwrap_or_default(),
         proxy_protocol_from: from,
+        backlog: at_least_one(raw.backlog, 1024, "listen.backlog")?,
     })
 }
 
@@ -225,6 +226,7 @@ fn upstream(raw: raw::Upstream) -> Result<Upstream, Invalid> {
         connect_timeout: raw.connect_timeout.map_or(Duration::from_secs(2), |d| d.0),
         response_timeout: (!response_timeout.is_zero()).then_some(response_timeout),
         idle_timeout: raw.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
+        max_connections: at_least_one(raw.max_connections, 1024, "upstream.max_connections")?,
         preserve_host: raw.preserve_host.unwrap_or(true),
     })
 }
@@ -321,9 +323,10 @@ fn policy(raw: raw::Policy, base: &Path) -> PolicySettings {
     }
 }
 
-fn limits(raw: raw::Limits) -> Limits {
+fn limits(raw: raw::Limits) -> Result<Limits, Invalid> {
     let secs = |d: Option<raw::Dur>, default: u64| d.map_or(Duration::from_secs(default), |d| d.0);
-    Limits {
+    let max_streams = raw.max_concurrent_streams;
+    Ok(Limits {
         max_connections: raw.max_connections.unwrap_or(10_000),
         header_read_timeout: secs(raw.header_read_timeout, 10),
         tls_handshake_timeout: secs(raw.tls_handshake_timeout, 10),
@@ -332,7 +335,21 @@ fn limits(raw: raw::Limits) -> Limits {
         max_header_bytes: raw.max_header_bytes.unwrap_or(65_536),
         max_body_bytes: raw.max_body_bytes,
         max_vpceps_per_tenant: raw.max_vpceps_per_tenant.unwrap_or(100),
+        max_concurrent_streams: at_least_one(max_streams, 100, "limits.max_concurrent_streams")?,
         shutdown_grace: secs(raw.shutdown_grace, 25),
         max_pending_connections: raw.max_pending_connections.unwrap_or(1000),
+    })
+}
+
+/// A count where 0 makes no sense: `default` when absent, else at least 1.
+fn at_least_one<T: Copy + PartialEq + From<u8>>(
+    value: Option<Spanned<T>>,
+    default: T,
+    field: &'static str,
+) -> Result<T, Invalid> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.value == T::from(0) => invalid(&v.referenced, field, "must be at least 1"),
+        Some(v) => Ok(v.value),
     }
 }
