@@ -21,13 +21,14 @@ use super::canon;
 use super::headers::{self, X_REQUEST_ID};
 use super::idle::{Activity, InFlight};
 use super::record::RequestRecord;
+use super::refusal::Refusal;
 use crate::body::{self, LimitedBody, ProxyBody};
 use crate::config::model::Mode;
-use crate::error::{self, ErrorCode};
+use crate::error::ErrorCode;
 use crate::identity::client_ip::{ClientIpSource, resolve_client_ip};
 use crate::identity::tenant::{TenantClaim, TenantError};
 use crate::identity::vpcep_headers::{HeaderVpcep, strip_untrusted, vpcep_from_headers};
-use crate::metrics::{DecisionLabel, RequestReason, RequestRejectReason};
+use crate::metrics::{DecisionLabel, RequestReason};
 use crate::policy::{self, Decision, Outcome, VpcepRef};
 use crate::proxy_protocol::EndpointTlv;
 use crate::state::{Generation, Shared};
@@ -49,63 +50,6 @@ pub struct ConnInfo {
     pub activity: Arc<Activity>,
 }
 
-/// Why the proxy answers a request itself instead of passing on the upstream's answer.
-#[derive(Debug)]
-pub(super) struct Refusal {
-    /// The documented code the client gets.
-    code: ErrorCode,
-    /// Denied before forwarding: counted as `requests_total{decision="deny",reason}`.
-    denied: Option<RequestReason>,
-    /// The access log's `error` field.
-    error: Option<&'static str>,
-    /// Forwarding failed: the cause, for the log (and its kind for `upstream_errors_total`).
-    forward: Option<ForwardError>,
-    /// No canonical form: counted as `request_rejects_total{reason}`.
-    rejected: Option<RequestRejectReason>,
-}
-
-impl Refusal {
-    fn deny(code: ErrorCode, reason: RequestReason, error: Option<&'static str>) -> Self {
-        Self {
-            code,
-            denied: Some(reason),
-            error,
-            forward: None,
-            rejected: None,
-        }
-    }
-
-    fn rejected(r: canon::Rejected) -> Self {
-        Self {
-            code: r.code,
-            denied: None,
-            error: Some(r.error),
-            forward: None,
-            rejected: Some(r.reason),
-        }
-    }
-
-    fn body_too_large() -> Self {
-        Self {
-            code: ErrorCode::BodyTooLarge,
-            denied: None,
-            error: Some("body_too_large"),
-            forward: None,
-            rejected: None,
-        }
-    }
-
-    fn forward_failed(e: ForwardError) -> Self {
-        Self {
-            code: e.code(),
-            denied: None,
-            error: Some(e.reason()),
-            forward: Some(e),
-            rejected: None,
-        }
-    }
-}
-
 /// Serve one request. Never fails: every problem becomes a documented response, rendered here.
 pub async fn handle(
     shared: Arc<Shared>,
@@ -119,32 +63,9 @@ pub async fn handle(
     let mut record = RequestRecord::new(shared.clone(), from, in_flight, &req, access_log);
     let resp = match route(&shared, &current, &conn, req, &mut record).await {
         Ok(resp) => resp,
-        Err(refusal) => refuse(&shared, &mut record, refusal),
+        Err(refusal) => refusal.render(&shared, &mut record),
     };
     Ok(record.attach(resp))
-}
-
-/// Count, log and render a refusal: the one place the data plane answers with an error code.
-fn refuse(shared: &Shared, record: &mut RequestRecord, r: Refusal) -> Response<ProxyBody> {
-    let metrics = &shared.metrics;
-    if let Some(reason) = r.denied {
-        record.decision = Some(DecisionLabel::Deny);
-        record.reason = reason;
-        metrics.count_request(DecisionLabel::Deny, reason);
-    }
-    if let Some(reason) = r.rejected {
-        metrics.count_request_reject(reason);
-    }
-    if let Some(e) = &r.forward {
-        if let Some(kind) = e.kind() {
-            metrics.count_upstream_error(kind);
-        }
-        tracing::debug!(request_id = ?record.request_id, error = %e, "forward failed");
-    }
-    if r.error.is_some() {
-        record.error = r.error;
-    }
-    error::respond(r.code)
 }
 
 /// The request stages in order; returns the response to send, or why the proxy answers itself.

@@ -18,5 +18,6 @@ pub mod http;
 pub mod idle;
 pub mod listener;
 mod record;
+mod refusal;
 pub mod rewind;
 pub mod selfcheck;
