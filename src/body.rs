@@ -7,7 +7,9 @@
 //! No I/O of its own.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -162,6 +164,59 @@ where
     }
 }
 
+/// When bytes last moved on an exchange or a tunnel (`limits.stream_idle_timeout`): touched by
+/// whatever moves them, read by the idle timers. Shared between tasks; one atomic store a touch.
+#[derive(Debug)]
+pub struct StreamClock {
+    base: tokio::time::Instant,
+    /// Milliseconds from `base` to the last touch.
+    last_ms: AtomicU64,
+}
+
+impl Default for StreamClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamClock {
+    /// A clock whose last movement is now.
+    pub fn new() -> Self {
+        Self {
+            base: tokio::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Bytes moved now.
+    pub fn touch(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long nothing has moved.
+    pub fn idle_for(&self) -> Duration {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
+    }
+
+    /// Resolves once nothing has moved for `limit`. Sleeps for durations, never to an
+    /// `Instant + Duration`, so a huge limit cannot overflow.
+    pub async fn idle(&self, limit: Duration) {
+        loop {
+            let quiet = self.idle_for();
+            if quiet >= limit {
+                return;
+            }
+            #[allow(clippy::disallowed_methods)] // a deadline, not synchronisation
+            tokio::time::sleep(limit - quiet).await;
+        }
+    }
+}
+
 /// Runs once when a response body ends or is dropped (client gone, connection closed).
 pub trait OnComplete: Send + Sync + 'static {
     /// `bytes` is what passed through; `complete` is false when the body ended early (error or
@@ -299,6 +354,33 @@ mod tests {
     async fn end_signal_empty_body_is_over_at_once() {
         let (_body, done) = signal_end(empty());
         assert!(done.await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stream_clock_idle_waits_for_quiet_since_the_last_touch() {
+        let clock = Arc::new(StreamClock::new());
+        let start = tokio::time::Instant::now();
+        let toucher = clock.clone();
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                tokio::time::advance(Duration::from_millis(300)).await;
+                toucher.touch();
+            }
+        });
+        clock.idle(Duration::from_secs(1)).await;
+        // Touched at 1.5 s for the last time: idle 1 s later.
+        assert!(
+            start.elapsed() >= Duration::from_millis(2500),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stream_clock_huge_limit_does_not_overflow() {
+        let clock = StreamClock::new();
+        let waited = tokio::time::timeout(Duration::from_secs(10), clock.idle(Duration::MAX));
+        assert!(waited.await.is_err(), "still waiting, no panic");
     }
 
     struct Record(Arc<std::sync::Mutex<Vec<(u64, bool)>>>);

@@ -129,6 +129,8 @@ pub struct Limits {
     pub max_vpceps_per_tenant: usize,
     /// HTTP/2 streams per client connection (at least 1).
     pub max_concurrent_streams: u32,
+    /// An exchange or a tunnel with no byte moving either way for this long is ended (not zero).
+    pub stream_idle_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 

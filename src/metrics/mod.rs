@@ -42,6 +42,8 @@ pub struct Metrics {
     pub upstream_connections: IntGaugeVec,
     /// Requests answered 503 `VG.00050302`: `upstream.max_connections` open, none freed in time.
     pub upstream_overflows_total: IntCounter,
+    /// Upgraded connections (WebSocket) open.
+    pub tunnels_active: IntGauge,
     /// The hot-path children of the `*_total` families, resolved once.
     resolved: Resolved,
 }
@@ -214,6 +216,10 @@ impl Metrics {
                 "upstream_overflows_total",
                 "Requests refused because upstream.max_connections were open and none came free.",
             ))?,
+            tunnels_active: IntGauge::with_opts(opts(
+                "tunnels_active",
+                "Upgraded (WebSocket) connections currently open.",
+            ))?,
         };
         reg.register(Box::new(m.requests_total.clone()))?;
         reg.register(Box::new(m.request_duration_seconds.clone()))?;
@@ -234,6 +240,7 @@ impl Metrics {
         reg.register(Box::new(m.access_log_dropped_total.clone()))?;
         reg.register(Box::new(m.upstream_connections.clone()))?;
         reg.register(Box::new(m.upstream_overflows_total.clone()))?;
+        reg.register(Box::new(m.tunnels_active.clone()))?;
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;

@@ -15,11 +15,11 @@ use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use super::headers::{self, X_REQUEST_ID};
-use super::idle::{Activity, InFlight};
+use super::idle::Activity;
 use super::record::RequestRecord;
+use super::tunnel::{self, Admission, SlotCell};
 use crate::body::{self, LimitedBody, ProxyBody};
 use crate::config::model::Mode;
 use crate::error::{self, ErrorCode};
@@ -45,6 +45,8 @@ pub struct ConnInfo {
     /// Whether the client spoke TLS to us (`X-Forwarded-Proto`).
     pub tls: bool,
     pub activity: Arc<Activity>,
+    /// The connection's `max_connections` slot; an upgrade's tunnel takes it over.
+    pub slot: SlotCell,
 }
 
 /// Why the proxy answers a request itself instead of passing on the upstream's answer.
@@ -75,6 +77,15 @@ impl Refusal {
             code: ErrorCode::BodyTooLarge,
             denied: None,
             error: Some("body_too_large"),
+            forward: None,
+        }
+    }
+
+    fn unavailable(error: &'static str) -> Self {
+        Self {
+            code: ErrorCode::Unavailable,
+            denied: None,
+            error: Some(error),
             forward: None,
         }
     }
@@ -214,6 +225,7 @@ async fn route(
     // 6. Forward.
     let identity = Identity {
         client_ip: client.addr,
+        vpcep,
         vpcep_id: vpcep_value,
         tenant: tenant_value,
         decision: decision_label,
@@ -241,9 +253,11 @@ fn note_decision(shared: &Shared, decision: &Decision<'_>, record: &mut RequestR
 }
 
 /// What the upstream is told about the caller (docs/contract.md §2 `identity_headers`); the values are only
-/// rendered when `identity_headers` is on.
-struct Identity {
+/// rendered when `identity_headers` is on; and the endpoint the decision saw (a tunnel is judged
+/// again with it).
+struct Identity<'a> {
     client_ip: IpAddr,
+    vpcep: Option<VpcepRef<'a>>,
     vpcep_id: Option<HeaderValue>,
     tenant: Option<HeaderValue>,
     decision: DecisionLabel,
@@ -255,7 +269,7 @@ async fn forward(
     conn: &ConnInfo,
     mut req: Request<Incoming>,
     peer_trusted: bool,
-    identity: Identity,
+    identity: Identity<'_>,
     record: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let cfg = &current.config;
@@ -270,6 +284,10 @@ async fn forward(
         .then(|| headers::upgrade_protocol(req.headers()))
         .flatten();
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    //    A tunnel is judged again on every new generation: keep what this decision saw.
+    let admission = upgrade
+        .is_some()
+        .then(|| admission(current, &req, &identity));
     // 3. Headers.
     let original_host = headers::host_value(&req);
     let client_ip = headers::ip_value(identity.client_ip);
@@ -317,11 +335,16 @@ async fn forward(
         .observe(sent.elapsed().as_secs_f64());
     // 6. Response: 101 starts a tunnel; everything else streams back with hop-by-hop removed.
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client_side) = client_upgrade
+        && let (Some(client_side), Some(admission)) = (client_upgrade, admission)
     {
         let upstream_side = hyper::upgrade::on(&mut resp);
-        let guard = conn.activity.begin();
-        tokio::spawn(tunnel(client_side, upstream_side, guard));
+        let Some(slot) = conn.slot.take() else {
+            // One upgrade per HTTP/1.1 connection: a second 101 on it cannot happen.
+            return Err(Refusal::unavailable("tunnel_without_slot"));
+        };
+        let idle = cfg.limits.stream_idle_timeout;
+        let in_flight = conn.activity.begin();
+        tunnel::spawn(client_side, upstream_side, slot, in_flight, admission, idle);
         let proto = resp.headers().get(header::UPGRADE).cloned();
         headers::strip_hop_by_hop(resp.headers_mut());
         if let Some(p) = proto {
@@ -333,7 +356,7 @@ async fn forward(
     Ok(resp)
 }
 
-fn set_identity(h: &mut http::HeaderMap, client_ip: HeaderValue, id: Identity) {
+fn set_identity(h: &mut http::HeaderMap, client_ip: HeaderValue, id: Identity<'_>) {
     h.insert(headers::X_VPCGUARD_CLIENT_IP, client_ip);
     if let Some(v) = id.vpcep_id {
         h.insert(headers::X_VPCGUARD_VPCEP_ID, v);
@@ -354,23 +377,17 @@ fn content_length(req: &Request<Incoming>) -> Option<u64> {
         .and_then(|s| s.parse().ok())
 }
 
-/// Copy bytes both ways between the upgraded client and upstream connections until either side
-/// closes. The in-flight guard keeps the idle deadlines off while the tunnel lives.
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    _guard: InFlight,
-) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!(error = %e, "upgrade failed");
-            return;
-        }
+/// The facts `route` judged the upgrade request on, owned for the tunnel's later judgements.
+fn admission(current: &Generation, req: &Request<Incoming>, identity: &Identity<'_>) -> Admission {
+    let described = Described {
+        method: req.method(),
+        path: req.uri().path(),
+        client_ip: identity.client_ip,
+        vpcep: identity.vpcep,
+        tenant: TenantSource::Rules {
+            headers: req.headers(),
+            host: headers::host_of(req),
+        },
     };
-    let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(error = %e, "tunnel ended with an error");
-    }
+    Admission::new(current.number, &described)
 }
