@@ -26,6 +26,9 @@ pub enum ErrorCode {
     VpcepNotAccepted,
     /// 403 `VG.00040305`: unknown tenant.
     UnknownTenant,
+    /// 408 `VG.00040801`: the request body stalled for `limits.stream_idle_timeout` before any
+    /// response.
+    RequestTimeout,
     /// 413 `VG.00041301`: request body larger than `limits.max_body_bytes`.
     BodyTooLarge,
     /// 502 `VG.00050201`: the upstream could not be reached (refused, unroutable, connect timeout).
@@ -43,12 +46,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order (used by the docs-sync test).
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::VpcepNotAuthorized,
         ErrorCode::IpNotTrusted,
         ErrorCode::RightNotGranted,
         ErrorCode::VpcepNotAccepted,
         ErrorCode::UnknownTenant,
+        ErrorCode::RequestTimeout,
         ErrorCode::BodyTooLarge,
         ErrorCode::UpstreamUnreachable,
         ErrorCode::UpstreamInvalid,
@@ -65,6 +69,7 @@ impl ErrorCode {
             ErrorCode::RightNotGranted => "VG.00040303",
             ErrorCode::VpcepNotAccepted => "VG.00040304",
             ErrorCode::UnknownTenant => "VG.00040305",
+            ErrorCode::RequestTimeout => "VG.00040801",
             ErrorCode::BodyTooLarge => "VG.00041301",
             ErrorCode::UpstreamUnreachable => "VG.00050201",
             ErrorCode::UpstreamInvalid => "VG.00050202",
@@ -82,6 +87,7 @@ impl ErrorCode {
             | ErrorCode::RightNotGranted
             | ErrorCode::VpcepNotAccepted
             | ErrorCode::UnknownTenant => StatusCode::FORBIDDEN,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UpstreamUnreachable | ErrorCode::UpstreamInvalid => StatusCode::BAD_GATEWAY,
             ErrorCode::Unavailable | ErrorCode::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
@@ -105,6 +111,7 @@ impl ErrorCode {
                 "Access denied: the VPC endpoint connection has not been accepted."
             }
             ErrorCode::UnknownTenant => "Access denied: unknown tenant.",
+            ErrorCode::RequestTimeout => "Request timeout: the request did not arrive in time.",
             ErrorCode::BodyTooLarge => "Request body too large.",
             ErrorCode::UpstreamUnreachable => {
                 "Bad gateway: the upstream service could not be reached."

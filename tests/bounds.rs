@@ -532,3 +532,67 @@ async fn tunnel_open_at_shutdown_is_closed_after_shutdown_grace() {
     let TestProxy { app, dir: _dir, .. } = proxy;
     within(10, app.wait()).await;
 }
+
+// === Exchanges under stream_idle_timeout (more in tests/upstream_pool.rs) ===
+
+/// Wait (bounded) until `side`'s stream timeouts reach `n` and no client connection is open.
+async fn timed_out_and_freed(proxy: &TestProxy, side: &str, n: u64) {
+    let m = &proxy.app.shared.metrics;
+    within(10, async {
+        while m.stream_timeouts_total.with_label_values(&[side]).get() != n
+            || m.connections_active.get() != 0
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// An HTTP/2 client that reads nothing at all (largest windows, socket never read): the
+/// connection's writes stall, and after the idle timeout it is closed.
+#[tokio::test]
+async fn stream_idle_h2_client_reading_nothing_is_closed() {
+    let up = Upstream::start().await;
+    let proxy = proxy(up.addr, "", "limits:\n  stream_idle_timeout: 300ms\n").await;
+    let (mut s, _) = h2c_open(proxy.addr(), 0x7fff_ffff).await;
+    s.write_all(&get_headers(1, "/download/1073741824"))
+        .await
+        .unwrap();
+    timed_out_and_freed(&proxy, "client", 1).await;
+    assert_eq!(
+        proxy
+            .app
+            .shared
+            .metrics
+            .upstream_connections
+            .with_label_values(&["active"])
+            .get(),
+        0
+    );
+}
+
+/// An HTTP/2 upload that stalls before any response: 408 `VG.00040801` on that stream.
+#[tokio::test]
+async fn stream_idle_h2_stalled_upload_is_408_vg00040801() {
+    let up = Upstream::start().await;
+    let proxy = proxy(up.addr, "", "limits:\n  stream_idle_timeout: 300ms\n").await;
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"x"))]);
+    let stalled = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+    let r = within(
+        10,
+        proxy
+            .client(true)
+            .post(format!("{}/upload", proxy.base()))
+            .body(reqwest::Body::wrap_stream(stalled))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 408);
+    assert_eq!(common::error_code(&r.text().await.unwrap()), "VG.00040801");
+    let m = &proxy.app.shared.metrics;
+    assert_eq!(
+        m.stream_timeouts_total.with_label_values(&["client"]).get(),
+        1
+    );
+}

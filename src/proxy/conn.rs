@@ -161,6 +161,10 @@ async fn serve_http<IO>(
         activity,
         limits.header_read_timeout,
         limits.keepalive_timeout,
+    )
+    .with_write_stall(
+        limits.stream_idle_timeout,
+        shared.metrics.stream_timeouts.clone(),
     );
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -20,12 +20,12 @@ use super::headers::{self, X_REQUEST_ID};
 use super::idle::Activity;
 use super::record::RequestRecord;
 use super::tunnel::{self, Admission, SlotCell};
-use crate::body::{self, LimitedBody, ProxyBody};
+use crate::body::{self, ExchangeIdle, IdleBody, LimitedBody, ProxyBody};
 use crate::config::model::Mode;
 use crate::error::{self, ErrorCode};
 use crate::identity::client_ip::{ClientIpSource, resolve_client_ip};
 use crate::identity::vpcep_headers::{HeaderVpcep, strip_untrusted, vpcep_from_headers};
-use crate::metrics::{DecisionLabel, RequestReason};
+use crate::metrics::{DecisionLabel, RequestReason, StreamSide};
 use crate::policy::{self, Decision, Outcome, VpcepRef};
 use crate::proxy_protocol::EndpointTlv;
 use crate::state::{Generation, Shared};
@@ -313,16 +313,25 @@ async fn forward(
     if cfg.identity_headers {
         set_identity(h, client_ip, identity);
     }
-    // 4. Body: streamed, optionally limited.
-    let req = req.map(|b| match cfg.limits.max_body_bytes {
-        Some(limit) => body::boxed(LimitedBody::new(b, limit)),
-        None => body::boxed(b),
+    // 4. Body: streamed, optionally limited, under the exchange's idle timer (docs/contract.md
+    //    §6): nothing moving either way for stream_idle_timeout ends the exchange.
+    let idle = cfg.limits.stream_idle_timeout;
+    let exchange = Arc::new(ExchangeIdle::new(
+        idle,
+        shared.metrics.stream_timeouts.clone(),
+    ));
+    let req = req.map(|b| {
+        let b = IdleBody::new(b, exchange.clone(), StreamSide::Client);
+        match cfg.limits.max_body_bytes {
+            Some(limit) => body::boxed(LimitedBody::new(b, limit)),
+            None => body::boxed(b),
+        }
     });
     // 5. Send and classify.
     let sent = Instant::now();
     let result = current
         .forwarder
-        .forward(req, client_upgrade.is_some())
+        .forward(req, client_upgrade.is_some(), &exchange)
         .await;
     record.upstream_secs = Some(sent.elapsed().as_secs_f64());
     if let Err(ForwardError::Overflow(_)) = &result {
@@ -353,7 +362,7 @@ async fn forward(
         return Ok(resp.map(|_| body::empty()));
     }
     headers::strip_hop_by_hop(resp.headers_mut());
-    Ok(resp)
+    Ok(resp.map(|b| body::boxed(IdleBody::new(b, exchange, StreamSide::Upstream))))
 }
 
 fn set_identity(h: &mut http::HeaderMap, client_ip: HeaderValue, id: Identity<'_>) {
