@@ -1,7 +1,9 @@
 //! Body types of the data path: the boxed streaming body both directions use, a byte-limit wrapper
 //! for request bodies (`limits.max_body_bytes`), a wrapper that tells when a request body has
-//! ended (where `upstream.response_timeout` starts), and a wrapper that runs a completion hook when
-//! a response body is finished or dropped (access log and duration histogram).
+//! ended (where `upstream.response_timeout` starts), the idle timer of an exchange
+//! (`limits.stream_idle_timeout`: [`ExchangeIdle`], [`IdleBody`]), and a wrapper that runs a
+//! completion hook when a response body is finished or dropped (access log and duration
+//! histogram).
 //!
 //! Nothing here buffers a body: every wrapper passes frames through as they arrive (docs/contract.md §6).
 //! No I/O of its own.
@@ -12,6 +14,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full};
+
+mod idle;
+
+pub use idle::{ExchangeIdle, IdleBody, StreamClock, StreamIdle};
 
 /// Any error a body can carry.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

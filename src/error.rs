@@ -33,6 +33,9 @@ pub enum ErrorCode {
     VpcepWrongTenant,
     /// 405 `VG.00040501`: `CONNECT` or `TRACE`.
     MethodNotAllowed,
+    /// 408 `VG.00040801`: the request body stalled for `limits.stream_idle_timeout` before any
+    /// response.
+    RequestTimeout,
     /// 413 `VG.00041301`: request body larger than `limits.max_body_bytes`.
     BodyTooLarge,
     /// 501 `VG.00050101`: a `Transfer-Encoding` other than `chunked`.
@@ -52,7 +55,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order (used by the docs-sync test).
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::VpcepNotAuthorized,
         ErrorCode::IpNotTrusted,
@@ -61,6 +64,7 @@ impl ErrorCode {
         ErrorCode::UnknownTenant,
         ErrorCode::VpcepWrongTenant,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
         ErrorCode::BodyTooLarge,
         ErrorCode::UnsupportedTransferCoding,
         ErrorCode::UpstreamUnreachable,
@@ -81,6 +85,7 @@ impl ErrorCode {
             ErrorCode::UnknownTenant => "VG.00040305",
             ErrorCode::VpcepWrongTenant => "VG.00040306",
             ErrorCode::MethodNotAllowed => "VG.00040501",
+            ErrorCode::RequestTimeout => "VG.00040801",
             ErrorCode::BodyTooLarge => "VG.00041301",
             ErrorCode::UnsupportedTransferCoding => "VG.00050101",
             ErrorCode::UpstreamUnreachable => "VG.00050201",
@@ -102,6 +107,7 @@ impl ErrorCode {
             | ErrorCode::UnknownTenant
             | ErrorCode::VpcepWrongTenant => StatusCode::FORBIDDEN,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UpstreamUnreachable | ErrorCode::UpstreamInvalid => StatusCode::BAD_GATEWAY,
@@ -131,6 +137,7 @@ impl ErrorCode {
                 "Access denied: the VPC endpoint connection belongs to another tenant."
             }
             ErrorCode::MethodNotAllowed => "Method not allowed.",
+            ErrorCode::RequestTimeout => "Request timeout: the request did not arrive in time.",
             ErrorCode::BodyTooLarge => "Request body too large.",
             ErrorCode::UnsupportedTransferCoding => "Not implemented: unsupported transfer coding.",
             ErrorCode::UpstreamUnreachable => {

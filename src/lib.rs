@@ -13,8 +13,9 @@
 //! - [`verdict`] — request → `Facts` → decision → code/JSON; shared by data plane, CLI and admin.
 //! - [`identity`] — PURE request identity: client IP, vpcep headers, tenant, route → right.
 //! - [`policy`] — PURE decision core: policy file, compiled snapshot, `decide`.
-//! - [`upstream`] — outbound: the upstream client and its HTTP/1.1 pool, 502/504 classes.
-//! - [`body`] — streaming body wrappers (limit, completion hook).
+//! - [`upstream`] — outbound: the upstream client and its HTTP/1.1 pool, the connection cap, the
+//!   response deadline, 502/503/504 classes.
+//! - [`body`] — streaming body wrappers (limit, end signal, idle timers, completion hook).
 //! - [`error`] — the data plane's documented error codes and the one `respond`.
 //! - [`access_log`] — the per-request access line: formatted by hand, written by its own thread.
 //!

@@ -385,3 +385,214 @@ async fn upstream_response_head_over_16_kib_is_502_vg00050202() {
     assert_eq!(r.status(), 502);
     assert_eq!(common::error_code(&r.text().await.unwrap()), "VG.00050202");
 }
+
+// === Tunnels ===
+
+/// Read until the peer closes (EOF or reset); bytes read on the way are discarded.
+async fn closed_by_peer(s: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// An open tunnel, checked with one round trip.
+async fn tunnel(addr: std::net::SocketAddr) -> TcpStream {
+    let (mut s, head) = upgrade(addr).await;
+    let head = head.expect("connection closed before the response head");
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(ping(&mut s).await, "tunnel echoes");
+    s
+}
+
+/// A tunnel keeps its client connection counted: with `max_connections: 3`, three open tunnels
+/// fill the limit, and the 4th and 5th connections are closed at once, as the listener treats any
+/// connection over the limit.
+#[tokio::test]
+async fn tunnel_open_counts_as_connection_over_max_connections_is_closed() {
+    let up = Upstream::start().await;
+    let proxy = proxy(up.addr, "", "limits:\n  max_connections: 3\n").await;
+    let metrics = &proxy.app.shared.metrics;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(tunnel(proxy.addr()).await);
+    }
+    for _ in 0..2 {
+        let (_, head) = upgrade(proxy.addr()).await;
+        assert_eq!(head, None, "over max_connections: closed at once");
+    }
+    assert_eq!(metrics.connections_active.get(), 3);
+    assert_eq!(metrics.tunnels_active.get(), 3);
+    let (_, text) = proxy.admin_get("/metrics").await;
+    assert!(
+        text.contains("vpcguard_connection_rejects_total{reason=\"limit\"} 2"),
+        "{text}"
+    );
+    for s in &mut open {
+        assert!(ping(s).await, "the three still work");
+    }
+    // One ends: its slot is free again.
+    drop(open.pop());
+    within(10, async {
+        while metrics.tunnels_active.get() != 2 || metrics.connections_active.get() != 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    open.push(tunnel(proxy.addr()).await);
+}
+
+/// A tunnel in which nothing moves for `stream_idle_timeout` is closed; one that keeps talking is
+/// not.
+#[tokio::test]
+async fn tunnel_idle_for_stream_idle_timeout_is_closed() {
+    let up = Upstream::start().await;
+    let proxy = proxy(up.addr, "", "limits:\n  stream_idle_timeout: 400ms\n").await;
+    let mut s = tunnel(proxy.addr()).await;
+    // Talking every 100 ms for a second keeps it open (the pace is the stimulus).
+    for _ in 0..10 {
+        #[allow(clippy::disallowed_methods)]
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(ping(&mut s).await, "an active tunnel stays open");
+    }
+    let silent = std::time::Instant::now();
+    within(10, closed_by_peer(&mut s)).await;
+    assert!(
+        silent.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        silent.elapsed()
+    );
+    let metrics = &proxy.app.shared.metrics;
+    within(10, async {
+        while metrics.tunnels_active.get() != 0 || metrics.connections_active.get() != 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+const TRUSTING: &str = "tenants:\n  - enterprise_id: 389efb76b1354e4482eabeed00000000\n    trusted_ips:\n      - { id: \"1\", ip_range: \"127.0.0.1\", view_flag: 1, download_flag: 1, upload_flag: 1, remark: \"REMARK\" }\n";
+
+/// Reload the policy through the admin API and wait for the generation it published.
+async fn reload_policy(proxy: &TestProxy, policy: &str) {
+    let before = *proxy.app.shared.subscribe().borrow();
+    std::fs::write(proxy.path("policy.yaml"), policy).unwrap();
+    let (status, body) = proxy
+        .admin(
+            reqwest::Method::POST,
+            "/-/reload",
+            Some(common::WRITE_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    proxy.wait_generation(before + 1).await;
+}
+
+/// An open tunnel is judged again by every new generation: a policy that still admits the client
+/// leaves it open, one that revokes the client's address closes it.
+#[tokio::test]
+async fn tunnel_policy_reload_revoking_client_closes_it() {
+    let up = Upstream::start().await;
+    let config = config_plain(up.addr, STATIC_TENANT);
+    let proxy = TestProxy::start(&config, &TRUSTING.replace("REMARK", "a"), false).await;
+    let mut s = tunnel(proxy.addr()).await;
+    reload_policy(&proxy, &TRUSTING.replace("REMARK", "b")).await;
+    assert!(ping(&mut s).await, "still admitted: still open");
+    reload_policy(
+        &proxy,
+        &TRUSTING
+            .replace("127.0.0.1", "10.9.9.9")
+            .replace("REMARK", "c"),
+    )
+    .await;
+    within(10, closed_by_peer(&mut s)).await;
+    // A new request from the same client is denied too.
+    let (_, head) = upgrade(proxy.addr()).await;
+    assert!(head.unwrap().starts_with("http/1.1 403"));
+}
+
+/// Shutdown lets an open tunnel work on for `shutdown_grace`, then closes it, and the drain ends.
+#[tokio::test]
+async fn tunnel_open_at_shutdown_is_closed_after_shutdown_grace() {
+    let up = Upstream::start().await;
+    let proxy = proxy(up.addr, "", "limits:\n  shutdown_grace: 600ms\n").await;
+    let mut s = tunnel(proxy.addr()).await;
+    let start = std::time::Instant::now();
+    proxy.app.shutdown();
+    assert!(ping(&mut s).await, "usable during the grace");
+    within(10, closed_by_peer(&mut s)).await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+    let TestProxy { app, dir: _dir, .. } = proxy;
+    within(10, app.wait()).await;
+}
+
+// === Exchanges under stream_idle_timeout (more in tests/upstream_pool.rs) ===
+
+/// Wait (bounded) until `side`'s stream timeouts reach `n` and no client connection is open.
+async fn timed_out_and_freed(proxy: &TestProxy, side: &str, n: u64) {
+    let m = &proxy.app.shared.metrics;
+    within(10, async {
+        while m.stream_timeouts_total.with_label_values(&[side]).get() != n
+            || m.connections_active.get() != 0
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// An HTTP/2 client that reads nothing at all (largest windows, socket never read): the
+/// connection's writes stall, and after the idle timeout it is closed.
+#[tokio::test]
+async fn stream_idle_h2_client_reading_nothing_is_closed() {
+    let up = Upstream::start().await;
+    let proxy = proxy(up.addr, "", "limits:\n  stream_idle_timeout: 300ms\n").await;
+    let (mut s, _) = h2c_open(proxy.addr(), 0x7fff_ffff).await;
+    s.write_all(&get_headers(1, "/download/1073741824"))
+        .await
+        .unwrap();
+    timed_out_and_freed(&proxy, "client", 1).await;
+    assert_eq!(
+        proxy
+            .app
+            .shared
+            .metrics
+            .upstream_connections
+            .with_label_values(&["active"])
+            .get(),
+        0
+    );
+}
+
+/// An HTTP/2 upload that stalls before any response: 408 `VG.00040801` on that stream.
+#[tokio::test]
+async fn stream_idle_h2_stalled_upload_is_408_vg00040801() {
+    let up = Upstream::start().await;
+    let proxy = proxy(up.addr, "", "limits:\n  stream_idle_timeout: 300ms\n").await;
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"x"))]);
+    let stalled = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+    let r = within(
+        10,
+        proxy
+            .client(true)
+            .post(format!("{}/upload", proxy.base()))
+            .body(reqwest::Body::wrap_stream(stalled))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 408);
+    assert_eq!(common::error_code(&r.text().await.unwrap()), "VG.00040801");
+    let m = &proxy.app.shared.metrics;
+    assert_eq!(
+        m.stream_timeouts_total.with_label_values(&["client"]).get(),
+        1
+    );
+}

@@ -25,6 +25,10 @@ enum Mode {
     Stall,
     /// As `KeepAlive`, but each answer waits until [`RawUpstream::release`].
     Hold,
+    /// A head announcing 1 TiB, then zeros as fast as the proxy takes them.
+    Endless,
+    /// Reads everything (the request body too) and never answers.
+    Drain,
 }
 
 struct RawUpstream {
@@ -106,6 +110,22 @@ async fn serve(mut s: TcpStream, mode: Mode, mut seen: Seen) {
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         buf.drain(..head_end);
         let _ = seen.heads.send(());
+        if let Mode::Drain = mode {
+            while let Ok(n) = s.read(&mut chunk).await {
+                if n == 0 {
+                    return;
+                }
+            }
+            return;
+        }
+        if let Mode::Endless = mode {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1099511627776\r\n\r\n")
+                .await;
+            let zeros = vec![0u8; 65536];
+            while s.write_all(&zeros).await.is_ok() {}
+            return;
+        }
         if let Mode::Hold = mode
             && seen.released.wait_for(|r| *r).await.is_err()
         {
@@ -127,7 +147,7 @@ async fn serve(mut s: TcpStream, mode: Mode, mut seen: Seen) {
             return;
         }
         match mode {
-            Mode::KeepAlive | Mode::Hold => {}
+            Mode::KeepAlive | Mode::Hold | Mode::Endless | Mode::Drain => {}
             Mode::CloseAfterEach => return,
             Mode::Stall => {
                 // Hold the connection until the proxy gives up on it.
@@ -341,4 +361,110 @@ async fn upstream_max_connections_over_cap_waits_then_503_vg00050302() {
     ] {
         assert!(text.contains(line), "missing {line}: {text}");
     }
+}
+
+/// `limits.stream_idle_timeout` for the tests below.
+const IDLE_300MS: &str = "limits:\n  stream_idle_timeout: 300ms\n";
+
+/// Wait (bounded) until the proxy holds no client and no upstream connection.
+async fn all_connections_freed(proxy: &TestProxy) {
+    let m = &proxy.app.shared.metrics;
+    let up = |s| m.upstream_connections.with_label_values(&[s]).get();
+    within(10, async {
+        while m.connections_active.get() != 0 || up("active") != 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+fn stream_timeouts(proxy: &TestProxy, side: &str) -> u64 {
+    let m = &proxy.app.shared.metrics;
+    m.stream_timeouts_total.with_label_values(&[side]).get()
+}
+
+/// A client that stops reading a large response: once nothing has moved for the idle timeout the
+/// client connection is closed, and the upstream connection with it.
+#[tokio::test]
+async fn stream_idle_client_stops_reading_response_is_closed_and_frees_upstream() {
+    let mut up = RawUpstream::start(Mode::Endless).await;
+    let proxy = proxy_for(&up, IDLE_300MS).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut chunk = [0u8; 4096];
+    let n = within(10, s.read(&mut chunk)).await.unwrap();
+    assert!(String::from_utf8_lossy(&chunk[..n]).starts_with("HTTP/1.1 200"));
+    // Read nothing more: the proxy fills the socket buffers, then stalls.
+    within(10, up.closed.recv()).await.unwrap();
+    all_connections_freed(&proxy).await;
+    assert_eq!(stream_timeouts(&proxy, "client"), 1);
+    assert_eq!(up.accepted(), 1);
+}
+
+/// An upload that stalls before any response: 408 `VG.00040801`, and the upstream connection
+/// (which was reading the body) is closed.
+#[tokio::test]
+async fn stream_idle_stalled_upload_is_408_vg00040801_and_frees_upstream() {
+    let mut up = RawUpstream::start(Mode::Drain).await;
+    let proxy = proxy_for(&up, IDLE_300MS).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let (status, body) = within(10, common::read_response(&mut s)).await;
+    assert_eq!(status, 408);
+    assert_eq!(common::error_code(&body), "VG.00040801");
+    within(10, up.closed.recv()).await.unwrap();
+    drop(s);
+    all_connections_freed(&proxy).await;
+    assert_eq!(stream_timeouts(&proxy, "client"), 1);
+    assert_eq!(stream_timeouts(&proxy, "upstream"), 0);
+}
+
+/// An upstream body that stalls: the response is cut (the client connection closed) and the
+/// upstream connection closed.
+#[tokio::test]
+async fn stream_idle_stalled_upstream_body_is_closed_and_frees_upstream() {
+    let mut up = RawUpstream::start(Mode::Stall).await;
+    let proxy = proxy_for(&up, IDLE_300MS).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let ended = within(10, async {
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    ended.await;
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    assert!(
+        got.ends_with(&[b'z'; 16]),
+        "the 1 KiB that came, then the cut"
+    );
+    within(10, up.closed.recv()).await.unwrap();
+    all_connections_freed(&proxy).await;
+    assert_eq!(stream_timeouts(&proxy, "upstream"), 1);
+}
+
+/// An upstream that never answers, with no response timeout: the exchange still ends after the
+/// idle timeout, 504 `VG.00050401`.
+#[tokio::test]
+async fn stream_idle_silent_upstream_without_response_timeout_is_504() {
+    let mut up = RawUpstream::start(Mode::Drain).await;
+    let proxy = proxy_for(&up, &format!("  response_timeout: \"0\"\n{IDLE_300MS}")).await;
+    let r = within(10, proxy.client(false).get(proxy.base()).send())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(common::error_code(&r.text().await.unwrap()), "VG.00050401");
+    within(10, up.closed.recv()).await.unwrap();
+    assert_eq!(stream_timeouts(&proxy, "upstream"), 1);
 }

@@ -143,6 +143,8 @@ pub struct Limits {
     pub max_vpceps_per_tenant: usize,
     /// HTTP/2 streams per client connection (at least 1).
     pub max_concurrent_streams: u32,
+    /// An exchange or a tunnel with no byte moving either way for this long is ended (not zero).
+    pub stream_idle_timeout: Duration,
     pub shutdown_grace: Duration,
     /// Most `pendingAcceptance` connections the policy holds, counting markers on their way to the
     /// file (docs/contract.md §4 step 1); an unknown marker beyond it is denied but not recorded.

@@ -294,6 +294,7 @@ pub struct Limits {
     pub max_body_bytes: Option<u64>,
     pub max_vpceps_per_tenant: Option<usize>,
     pub max_concurrent_streams: Option<Spanned<u32>>,
+    pub stream_idle_timeout: Option<Spanned<Dur>>,
     pub shutdown_grace: Option<Dur>,
     pub max_pending_connections: Option<usize>,
 }

@@ -279,6 +279,16 @@ fn parse_rejects_each_invalid_value_at_its_field_and_position() {
             Invalid("limits.max_concurrent_streams", Some((2, 27))),
         ),
         (
+            "limits.stream_idle_timeout 0",
+            "limits:\n  stream_idle_timeout: \"0\"\n",
+            Invalid("limits.stream_idle_timeout", Some((2, 24))),
+        ),
+        (
+            "limits.stream_idle_timeout not a duration",
+            "limits:\n  stream_idle_timeout: 5\n",
+            Syntax(2, 24),
+        ),
+        (
             "upstream.max_connections 0",
             "upstream:\n  max_connections: 0\n",
             Invalid("upstream.max_connections", Some((2, 20))),
@@ -591,4 +601,8 @@ fn parse_empty_mapping_gives_the_contract_bounds() {
     assert_eq!(c.upstream.max_connections, 1024);
     assert_eq!(c.listen.backlog, 1024);
     assert_eq!(c.limits.max_concurrent_streams, 100);
+    assert_eq!(
+        c.limits.stream_idle_timeout,
+        std::time::Duration::from_secs(300)
+    );
 }

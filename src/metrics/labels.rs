@@ -313,3 +313,25 @@ impl UpstreamConnState {
         }
     }
 }
+
+/// `stream_timeouts_total{side}`: whose silence ended an exchange after
+/// `limits.stream_idle_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamSide {
+    /// The client stopped sending its request body, or stopped reading the response.
+    Client,
+    /// The upstream stopped sending (its response head or body), or stopped reading the request.
+    Upstream,
+}
+
+impl StreamSide {
+    /// Every value.
+    pub const ALL: [StreamSide; 2] = [Self::Client, Self::Upstream];
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Upstream => "upstream",
+        }
+    }
+}

@@ -8,7 +8,7 @@ mod labels;
 
 pub use labels::{
     AdminRoute, DecisionLabel, RejectReason, ReloadFile, RequestReason, RequestRejectReason,
-    UpstreamConnState, UpstreamErrorKind,
+    StreamSide, UpstreamConnState, UpstreamErrorKind,
 };
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -47,6 +47,12 @@ pub struct Metrics {
     pub upstream_connections: IntGaugeVec,
     /// Requests answered 503 `VG.00050302`: `upstream.max_connections` open, none freed in time.
     pub upstream_overflows_total: IntCounter,
+    /// Upgraded connections (WebSocket) open.
+    pub tunnels_active: IntGauge,
+    /// Exchanges ended by `limits.stream_idle_timeout`, by [`StreamSide`].
+    pub stream_timeouts_total: IntCounterVec,
+    /// Its children, resolved once (each exchange holds a clone).
+    pub stream_timeouts: StreamTimeouts,
     /// The hot-path children of the `*_total` families, resolved once.
     resolved: Resolved,
 }
@@ -106,6 +112,24 @@ impl Resolved {
     }
 }
 
+/// `stream_timeouts_total{side}`'s children, in [`StreamSide::ALL`] order. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct StreamTimeouts(std::sync::Arc<[IntCounter; 2]>);
+
+impl StreamTimeouts {
+    fn new(family: &IntCounterVec) -> prometheus::Result<Self> {
+        let [c, u] = StreamSide::ALL.map(|s| family.get_metric_with_label_values(&[s.as_str()]));
+        Ok(Self(std::sync::Arc::new([c?, u?])))
+    }
+
+    /// Count one exchange ended by `side`'s silence.
+    pub fn count(&self, side: StreamSide) {
+        if let Some(c) = self.0.get(side as usize) {
+            c.inc();
+        }
+    }
+}
+
 /// The `kind` values of `policy_entries`.
 pub const POLICY_ENTRY_KINDS: &[&str] = &["tenant", "vpcep", "ip_range", "connection", "project"];
 
@@ -142,7 +166,16 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let stream_timeouts_total = IntCounterVec::new(
+            opts(
+                "stream_timeouts_total",
+                "Exchanges ended by stream_idle_timeout, by the side that went silent.",
+            ),
+            &["side"],
+        )?;
         let m = Metrics {
+            stream_timeouts: StreamTimeouts::new(&stream_timeouts_total)?,
+            stream_timeouts_total,
             resolved: Resolved::new(
                 &requests_total,
                 &upstream_errors_total,
@@ -230,6 +263,10 @@ impl Metrics {
                 "upstream_overflows_total",
                 "Requests refused because upstream.max_connections were open and none came free.",
             ))?,
+            tunnels_active: IntGauge::with_opts(opts(
+                "tunnels_active",
+                "Upgraded (WebSocket) connections currently open.",
+            ))?,
         };
         reg.register(Box::new(m.requests_total.clone()))?;
         reg.register(Box::new(m.request_duration_seconds.clone()))?;
@@ -252,6 +289,8 @@ impl Metrics {
         reg.register(Box::new(m.pending_connections_dropped_total.clone()))?;
         reg.register(Box::new(m.upstream_connections.clone()))?;
         reg.register(Box::new(m.upstream_overflows_total.clone()))?;
+        reg.register(Box::new(m.tunnels_active.clone()))?;
+        reg.register(Box::new(m.stream_timeouts_total.clone()))?;
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -291,6 +330,11 @@ impl Metrics {
                     .with_label_values(&[f.as_str(), res])
                     .reset();
             }
+        }
+        for s in StreamSide::ALL {
+            self.stream_timeouts_total
+                .with_label_values(&[s.as_str()])
+                .reset();
         }
         for s in UpstreamConnState::ALL {
             self.upstream_connections
@@ -380,6 +424,9 @@ mod tests {
         }
         for (i, r) in RejectReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "case {r:?}");
+        }
+        for (i, s) in StreamSide::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i, "case {s:?}");
         }
     }
 

@@ -16,12 +16,12 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 
 use super::http::{ConnInfo, handle};
 use super::idle::{Activity, IdleTimeoutIo};
 use super::rewind::Rewind;
+use super::tunnel::{ConnSlot, SlotCell};
 use crate::config::model::{Limits, ProxyProtocolMode};
 use crate::identity::client_ip::ClientIpSource;
 use crate::metrics::RejectReason;
@@ -46,27 +46,17 @@ const H2_PENDING_ACCEPT_RESETS: usize = 20;
 /// default is 1,024; MadeYouReset, CVE-2025-8671).
 const H2_LOCAL_ERROR_RESETS: usize = 256;
 
-/// Keeps `connections_active` right however the connection ends.
-struct ActiveGuard(prometheus::IntGauge);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-/// Serve one accepted connection to completion.
+/// Serve one accepted connection to completion. `slot` keeps it counted (`max_connections`,
+/// `connections_active`) until it ends, or, if it is upgraded, until its tunnel ends.
 pub async fn serve(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     watcher: Watcher,
-    _permit: OwnedSemaphorePermit,
+    slot: ConnSlot,
 ) {
     shared.metrics.connections_total.inc();
-    shared.metrics.connections_active.inc();
-    let _active = ActiveGuard(shared.metrics.connections_active.clone());
     let _ = stream.set_nodelay(true);
     let current = shared.current();
     let cfg = &current.config;
@@ -116,7 +106,10 @@ pub async fn serve(
         endpoint,
         tls: tls.is_some(),
         activity: activity.clone(),
+        slot: SlotCell::new(slot),
     });
+    // Whatever ends the connection frees its slot, unless a tunnel took it over.
+    let _free = FreeSlot(info.clone());
     let io = Rewind::new(leftover, stream);
     let limits = cfg.limits.clone();
     drop(current);
@@ -142,6 +135,15 @@ pub async fn serve(
     }
 }
 
+/// Frees the connection's slot when `serve` returns.
+struct FreeSlot(Arc<ConnInfo>);
+
+impl Drop for FreeSlot {
+    fn drop(&mut self) {
+        drop(self.0.slot.take());
+    }
+}
+
 /// Stage 4, HTTP: hyper's auto builder (HTTP/1.1 with upgrades, or HTTP/2 by preface), watched
 /// by the graceful-shutdown handle.
 async fn serve_http<IO>(
@@ -159,6 +161,10 @@ async fn serve_http<IO>(
         activity,
         limits.header_read_timeout,
         limits.keepalive_timeout,
+    )
+    .with_write_stall(
+        limits.stream_idle_timeout,
+        shared.metrics.stream_timeouts.clone(),
     );
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -15,20 +15,20 @@ use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use super::canon;
 use super::headers::{self, X_REQUEST_ID};
-use super::idle::{Activity, InFlight};
+use super::idle::Activity;
 use super::record::RequestRecord;
 use super::refusal::Refusal;
-use crate::body::{self, LimitedBody, ProxyBody};
+use super::tunnel::{self, Admission, SlotCell};
+use crate::body::{self, ExchangeIdle, IdleBody, LimitedBody, ProxyBody};
 use crate::config::model::Mode;
 use crate::error::ErrorCode;
 use crate::identity::client_ip::{ClientIpSource, resolve_client_ip};
 use crate::identity::tenant::{TenantClaim, TenantError};
 use crate::identity::vpcep_headers::{HeaderVpcep, strip_untrusted, vpcep_from_headers};
-use crate::metrics::{DecisionLabel, RequestReason};
+use crate::metrics::{DecisionLabel, RequestReason, StreamSide};
 use crate::policy::{self, Decision, Outcome, VpcepRef};
 use crate::proxy_protocol::EndpointTlv;
 use crate::state::{Generation, Shared};
@@ -48,6 +48,8 @@ pub struct ConnInfo {
     /// Whether the client spoke TLS to us (`X-Forwarded-Proto`).
     pub tls: bool,
     pub activity: Arc<Activity>,
+    /// The connection's `max_connections` slot; an upgrade's tunnel takes it over.
+    pub slot: SlotCell,
 }
 
 /// Serve one request. Never fails: every problem becomes a documented response, rendered here.
@@ -200,6 +202,7 @@ async fn route(
     // 6. Forward.
     let identity = Identity {
         client_ip,
+        vpcep,
         vpcep_id: vpcep_value,
         tenant: tenant_value,
         decision: decision_label,
@@ -228,9 +231,11 @@ fn note_decision(shared: &Shared, decision: &Decision<'_>, record: &mut RequestR
 }
 
 /// What the upstream is told about the caller (docs/contract.md §2 `identity_headers`); the values are only
-/// rendered when `identity_headers` is on.
-struct Identity {
+/// rendered when `identity_headers` is on; and the endpoint the decision saw (a tunnel is judged
+/// again with it).
+struct Identity<'a> {
     client_ip: IpAddr,
+    vpcep: Option<VpcepRef<'a>>,
     vpcep_id: Option<HeaderValue>,
     tenant: Option<HeaderValue>,
     decision: DecisionLabel,
@@ -242,7 +247,7 @@ async fn forward(
     conn: &ConnInfo,
     mut req: Request<Incoming>,
     canonical: canon::Canonical,
-    identity: Identity,
+    identity: Identity<'_>,
     record: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let cfg = &current.config;
@@ -256,6 +261,10 @@ async fn forward(
     //    client side before the request moves.
     let upgrade = canonical.upgrade;
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    //    A tunnel is judged again on every new generation: keep what this decision saw.
+    let admission = upgrade
+        .is_some()
+        .then(|| admission(current, &req, &identity));
     // 3. Headers (hop-by-hop already removed by canonicalisation). A trusted proxy's
     //    X-Forwarded-Proto/-Host are kept; an untrusted peer's were removed (§4.0).
     let original_host = headers::host_value(&req);
@@ -282,16 +291,25 @@ async fn forward(
     if cfg.identity_headers {
         set_identity(h, client_ip, identity);
     }
-    // 4. Body: streamed, optionally limited.
-    let req = req.map(|b| match cfg.limits.max_body_bytes {
-        Some(limit) => body::boxed(LimitedBody::new(b, limit)),
-        None => body::boxed(b),
+    // 4. Body: streamed, optionally limited, under the exchange's idle timer (docs/contract.md
+    //    §6): nothing moving either way for stream_idle_timeout ends the exchange.
+    let idle = cfg.limits.stream_idle_timeout;
+    let exchange = Arc::new(ExchangeIdle::new(
+        idle,
+        shared.metrics.stream_timeouts.clone(),
+    ));
+    let req = req.map(|b| {
+        let b = IdleBody::new(b, exchange.clone(), StreamSide::Client);
+        match cfg.limits.max_body_bytes {
+            Some(limit) => body::boxed(LimitedBody::new(b, limit)),
+            None => body::boxed(b),
+        }
     });
     // 5. Send and classify.
     let sent = Instant::now();
     let result = current
         .forwarder
-        .forward(req, client_upgrade.is_some())
+        .forward(req, client_upgrade.is_some(), &exchange)
         .await;
     record.upstream_secs = Some(sent.elapsed().as_secs_f64());
     if let Err(ForwardError::Overflow(_)) = &result {
@@ -304,7 +322,7 @@ async fn forward(
         .observe(sent.elapsed().as_secs_f64());
     // 6. Response: 101 starts a tunnel; everything else streams back with hop-by-hop removed.
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client_side) = client_upgrade
+        && let (Some(client_side), Some(admission)) = (client_upgrade, admission)
     {
         // The upstream must switch to the protocol asked for (docs/contract.md §4.0).
         let agreed = match (resp.headers().get(header::UPGRADE), &upgrade) {
@@ -316,8 +334,13 @@ async fn forward(
             return Err(Refusal::forward_failed(e));
         }
         let upstream_side = hyper::upgrade::on(&mut resp);
-        let guard = conn.activity.begin();
-        tokio::spawn(tunnel(client_side, upstream_side, guard));
+        let Some(slot) = conn.slot.take() else {
+            // One upgrade per HTTP/1.1 connection: a second 101 on it cannot happen.
+            return Err(Refusal::unavailable("tunnel_without_slot"));
+        };
+        let idle = cfg.limits.stream_idle_timeout;
+        let in_flight = conn.activity.begin();
+        tunnel::spawn(client_side, upstream_side, slot, in_flight, admission, idle);
         let proto = resp.headers().get(header::UPGRADE).cloned();
         headers::strip_hop_by_hop(resp.headers_mut());
         if let Some(p) = proto {
@@ -326,10 +349,10 @@ async fn forward(
         return Ok(resp.map(|_| body::empty()));
     }
     headers::strip_hop_by_hop(resp.headers_mut());
-    Ok(resp)
+    Ok(resp.map(|b| body::boxed(IdleBody::new(b, exchange, StreamSide::Upstream))))
 }
 
-fn set_identity(h: &mut http::HeaderMap, client_ip: HeaderValue, id: Identity) {
+fn set_identity(h: &mut http::HeaderMap, client_ip: HeaderValue, id: Identity<'_>) {
     h.insert(headers::X_VPCGUARD_CLIENT_IP, client_ip);
     if let Some(v) = id.vpcep_id {
         h.insert(headers::X_VPCGUARD_VPCEP_ID, v);
@@ -350,23 +373,15 @@ fn content_length(req: &Request<Incoming>) -> Option<u64> {
         .and_then(|s| s.parse().ok())
 }
 
-/// Copy bytes both ways between the upgraded client and upstream connections until either side
-/// closes. The in-flight guard keeps the idle deadlines off while the tunnel lives.
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    _guard: InFlight,
-) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!(error = %e, "upgrade failed");
-            return;
-        }
-    };
-    let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(error = %e, "tunnel ended with an error");
-    }
+/// The facts `route` judged the upgrade request on, owned for the tunnel's later judgements.
+fn admission(current: &Generation, req: &Request<Incoming>, identity: &Identity<'_>) -> Admission {
+    Admission::new(
+        current.number,
+        req.method(),
+        req.uri().path(),
+        identity.client_ip,
+        identity.vpcep,
+        req.headers(),
+        headers::host_of(req),
+    )
 }

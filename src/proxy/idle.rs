@@ -8,6 +8,13 @@
 //! have no deadline here: the request and response bodies are streams whose pace belongs to the
 //! peers. A read that passes its deadline fails with `TimedOut`, which makes hyper close the
 //! connection.
+//!
+//! Writes have one deadline, `limits.stream_idle_timeout` ([`IdleTimeoutIo::with_write_stall`]):
+//! a client that stops reading leaves hyper's writes pending, and body timers never run then
+//! (hyper stops polling a body it cannot write), so the stall is caught here. A write, flush or
+//! shutdown that makes no progress for that long fails with `TimedOut` and is counted as
+//! `stream_timeouts_total{side="client"}`; the connection closes, and with it its exchanges and
+//! their upstream connections.
 
 use std::io;
 use std::pin::Pin;
@@ -18,6 +25,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use crate::metrics::{StreamSide, StreamTimeouts};
 
 /// Shared between a connection's IO and its requests.
 #[derive(Debug, Default)]
@@ -64,6 +73,57 @@ pub struct IdleTimeoutIo<T> {
     seen_epoch: u64,
     head_started: bool,
     deadline: Pin<Box<Sleep>>,
+    write_stall: Option<WriteStall>,
+}
+
+/// The write deadline: how long a pending write may make no progress.
+struct WriteStall {
+    limit: Duration,
+    counter: StreamTimeouts,
+    /// Armed while writes are pending (allocated on the first stall).
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+    /// The deadline passed: every later write fails too (counted once).
+    expired: bool,
+}
+
+impl WriteStall {
+    /// A write made no progress: arm (if not armed) and wait on the deadline.
+    fn poll_pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if !self.armed {
+            let Some(at) = Instant::now().checked_add(self.limit) else {
+                return Poll::Pending; // too far to be a deadline: none
+            };
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(at),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.armed = true;
+        }
+        let Some(timer) = self.timer.as_mut() else {
+            return Poll::Pending;
+        };
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.expired = true;
+                self.counter.count(StreamSide::Client);
+                Poll::Ready(Err(stall_error()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// `d` from now, or a century from now when `d` is too far to be an `Instant`.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
+fn stall_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "stream_idle_timeout")
 }
 
 impl<T> IdleTimeoutIo<T> {
@@ -82,8 +142,45 @@ impl<T> IdleTimeoutIo<T> {
             keepalive_timeout,
             seen_epoch: 0,
             head_started: true,
-            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + header_timeout)),
+            deadline: Box::pin(tokio::time::sleep_until(after(header_timeout))),
+            write_stall: None,
         }
+    }
+
+    /// Also fail writes that make no progress for `limit` (`limits.stream_idle_timeout`),
+    /// counting each such connection in `counter`.
+    pub fn with_write_stall(mut self, limit: Duration, counter: StreamTimeouts) -> Self {
+        self.write_stall = Some(WriteStall {
+            limit,
+            counter,
+            timer: None,
+            armed: false,
+            expired: false,
+        });
+        self
+    }
+
+    /// Pass a write-side poll through the stall deadline: progress disarms it, no progress waits
+    /// on it.
+    fn watch_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        let Some(stall) = &mut self.write_stall else {
+            return polled;
+        };
+        match polled {
+            Poll::Pending => stall.poll_pending(cx),
+            ready => {
+                stall.armed = false;
+                ready
+            }
+        }
+    }
+
+    fn write_expired(&self) -> bool {
+        self.write_stall.as_ref().is_some_and(|s| s.expired)
     }
 }
 
@@ -105,7 +202,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
             // 1. Just became idle: the keep-alive clock starts.
             this.seen_epoch = epoch;
             this.head_started = false;
-            let at = Instant::now() + this.keepalive_timeout;
+            let at = after(this.keepalive_timeout);
             this.deadline.as_mut().reset(at);
         }
         let before = buf.filled().len();
@@ -114,7 +211,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
                 if buf.filled().len() > before && !this.head_started {
                     // 2. First byte of the next head: the header clock replaces the idle one.
                     this.head_started = true;
-                    let at = Instant::now() + this.header_timeout;
+                    let at = after(this.header_timeout);
                     this.deadline.as_mut().reset(at);
                 }
                 Poll::Ready(Ok(()))
@@ -141,15 +238,27 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeoutIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        if self.write_expired() {
+            return Poll::Ready(Err(stall_error()));
+        }
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch_write(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        if self.write_expired() {
+            return Poll::Ready(Err(stall_error()));
+        }
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch_write(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        if self.write_expired() {
+            return Poll::Ready(Err(stall_error()));
+        }
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -157,7 +266,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeoutIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        if self.write_expired() {
+            return Poll::Ready(Err(stall_error()));
+        }
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -215,5 +328,32 @@ mod tests {
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.to_string(), "keepalive_timeout");
         assert!(start.elapsed() >= Duration::from_secs(75));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_io_client_not_reading_write_fails_after_stream_idle_timeout() {
+        // A 16-byte pipe the client never reads: writes stall once it is full.
+        let (client, server) = tokio::io::duplex(16);
+        let reg = prometheus::Registry::new();
+        let metrics = crate::metrics::Metrics::register(&reg).unwrap();
+        let act = Arc::new(Activity::default());
+        let _busy = act.begin();
+        let mut io = IdleTimeoutIo::new(
+            server,
+            act,
+            Duration::from_secs(10),
+            Duration::from_secs(75),
+        )
+        .with_write_stall(Duration::from_secs(300), metrics.stream_timeouts.clone());
+        let start = Instant::now();
+        let err = io.write_all(&[0u8; 64]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), Duration::from_secs(300));
+        let text = crate::metrics::render(&reg);
+        assert!(
+            text.contains("vpcguard_stream_timeouts_total{side=\"client\"} 1"),
+            "{text}"
+        );
+        drop(client);
     }
 }

@@ -2,8 +2,9 @@
 //! shutdown (docs/contract.md §10).
 //!
 //! Owns: accepting, `limits.max_connections` (an over-limit connection is closed at once and
-//! counted as `connection_rejects_total{reason="limit"}`), and the graceful-shutdown handle that
-//! every connection is watched by.
+//! counted as `connection_rejects_total{reason="limit"}`; a tunnel keeps its connection's slot),
+//! and the drain: the graceful-shutdown handle every connection is watched by, and the register of
+//! tunnels, which are waited for like requests and closed at the end of the grace.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +15,13 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::tunnel::{ConnSlot, Tunnels};
 use crate::metrics::RejectReason;
 use crate::state::Shared;
 
 /// Accept until `stop` fires, then stop accepting (the listener is dropped, so new connections
-/// are refused by the kernel) and let in-flight requests finish for up to `grace`.
+/// are refused by the kernel) and let in-flight requests and open tunnels finish for up to
+/// `grace`; tunnels still open then are closed.
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -29,6 +32,7 @@ pub async fn run(
 ) {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(max_connections));
+    let tunnels = Tunnels::new(shared.metrics.tunnels_active.clone());
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -50,22 +54,33 @@ pub async fn run(
             continue;
         };
         let watcher = graceful.watcher();
+        let slot = ConnSlot::new(permit, shared.clone(), tunnels.clone());
         tokio::spawn(super::conn::serve(
             shared.clone(),
             stream,
             peer,
             tls.clone(),
             watcher,
-            permit,
+            slot,
         ));
     }
     drop(listener);
     tracing::info!("listener closed; draining in-flight requests");
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
+    let drained = async {
+        graceful.shutdown().await;
+        tunnels.all_closed().await;
+    };
+    match tokio::time::timeout(grace, drained).await {
         Ok(()) => tracing::info!("all connections drained"),
         Err(_) => tracing::warn!(
             ?grace,
-            "shutdown_grace elapsed with requests still in flight"
+            "shutdown_grace elapsed with requests or tunnels still open; closing tunnels"
         ),
     }
+    tunnels.close_all();
+    // A closed tunnel only drops its two sockets.
+    let _ = tokio::time::timeout(TUNNEL_CLOSE, tunnels.all_closed()).await;
 }
+
+/// How long the closing tunnels get to let go of their sockets after the grace.
+const TUNNEL_CLOSE: Duration = Duration::from_secs(1);

@@ -7,7 +7,8 @@
 //!    sequences connection stages.
 //! 3. `http` — per request: identity, self check (`selfcheck`), the verdict (`crate::verdict`,
 //!    `policy::decide`), then deny or hand the request to `crate::upstream`; `headers` rewrites
-//!    hop-by-hop and `X-Forwarded-*`; `record` writes the request's metrics and access line once.
+//!    hop-by-hop and `X-Forwarded-*`; `record` writes the request's metrics and access line once;
+//!    after a 101, `tunnel` copies bytes both ways (counted, idle-limited, re-judged, drained).
 //!
 //! The outbound side (the upstream client and its pool) is `crate::upstream`.
 
@@ -21,3 +22,4 @@ mod record;
 mod refusal;
 pub mod rewind;
 pub mod selfcheck;
+pub mod tunnel;

@@ -64,6 +64,16 @@ impl Refusal {
         }
     }
 
+    pub(super) fn unavailable(error: &'static str) -> Self {
+        Self {
+            code: ErrorCode::Unavailable,
+            denied: None,
+            error: Some(error),
+            forward: None,
+            rejected: None,
+        }
+    }
+
     pub(super) fn forward_failed(e: ForwardError) -> Self {
         Self {
             code: e.code(),

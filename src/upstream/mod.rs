@@ -31,9 +31,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{self, BodyTooLarge, BoxError, ProxyBody, is_caused_by};
+use crate::body::{ExchangeIdle, StreamIdle};
 use crate::config::model::{Upstream, UpstreamProtocol};
 use crate::error::ErrorCode;
-use crate::metrics::{Metrics, UpstreamErrorKind};
+use crate::metrics::{Metrics, StreamSide, UpstreamErrorKind};
 use deadline::{Expired, ResponseClock};
 use limit::{ConnLimit, LimitedConnector, Overflow};
 use pool::{H1Pool, PoolError};
@@ -58,6 +59,11 @@ pub enum ForwardError {
     /// `upstream.connect_timeout`.
     #[error("{0}")]
     Overflow(#[source] Overflow),
+    /// Nothing moved on the exchange for `limits.stream_idle_timeout` before the response head:
+    /// 408 `VG.00040801` when the client went silent (its request body stalled), 504
+    /// `VG.00050401` when the upstream did.
+    #[error("{0}")]
+    StreamIdle(#[source] StreamIdle),
 }
 
 impl ForwardError {
@@ -69,6 +75,10 @@ impl ForwardError {
             ForwardError::Protocol(_) => ErrorCode::UpstreamInvalid,
             ForwardError::BodyTooLarge => ErrorCode::BodyTooLarge,
             ForwardError::Overflow(_) => ErrorCode::UpstreamBusy,
+            ForwardError::StreamIdle(e) => match e.side {
+                StreamSide::Client => ErrorCode::RequestTimeout,
+                StreamSide::Upstream => ErrorCode::UpstreamTimeout,
+            },
         }
     }
 
@@ -78,7 +88,12 @@ impl ForwardError {
             ForwardError::Connect(_) => Some(UpstreamErrorKind::Connect),
             ForwardError::Timeout(_) => Some(UpstreamErrorKind::Timeout),
             ForwardError::Protocol(_) => Some(UpstreamErrorKind::Protocol),
-            ForwardError::BodyTooLarge | ForwardError::Overflow(_) => None,
+            ForwardError::StreamIdle(e) if e.side == StreamSide::Upstream => {
+                Some(UpstreamErrorKind::Timeout)
+            }
+            ForwardError::BodyTooLarge
+            | ForwardError::Overflow(_)
+            | ForwardError::StreamIdle(_) => None,
         }
     }
 
@@ -87,6 +102,10 @@ impl ForwardError {
         match self {
             ForwardError::BodyTooLarge => "body_too_large",
             ForwardError::Overflow(_) => "upstream_overflow",
+            ForwardError::StreamIdle(e) => match e.side {
+                StreamSide::Client => "client_idle",
+                StreamSide::Upstream => "upstream_idle",
+            },
             e => e.kind().map_or("upstream", UpstreamErrorKind::as_str),
         }
     }
@@ -170,9 +189,12 @@ impl Forwarder {
         &self.upstream
     }
 
-    /// Send `req` (headers already rewritten) and wait for the response head, at most
-    /// `response_timeout` from the end of the request body (`deadline.rs`). A failure caused by the request body's [`BodyTooLarge`] (found in the
-    /// client error's source chain) is [`ForwardError::BodyTooLarge`], not the upstream's fault.
+    /// Send `req` (headers already rewritten; its body under `exchange`'s idle timer) and wait for
+    /// the response head, at most `response_timeout` from the end of the request body, and while
+    /// something moves on the exchange (`deadline.rs`). A failure caused by the request body's
+    /// [`BodyTooLarge`] (found in the client error's source chain) is
+    /// [`ForwardError::BodyTooLarge`], and one after the exchange went idle is
+    /// [`ForwardError::StreamIdle`]: not the upstream's fault, or not only.
     ///
     /// # Performance
     /// Reuses pooled connections; one URI rebuild per request.
@@ -180,11 +202,14 @@ impl Forwarder {
         &self,
         req: Request<ProxyBody>,
         upgrade: bool,
+        exchange: &Arc<ExchangeIdle>,
     ) -> Result<Response<ProxyBody>, ForwardError> {
         let (mut req, body_done) = split_end(req);
-        let mut clock = ResponseClock::new(self.upstream.response_timeout, body_done);
+        let limit = self.upstream.response_timeout;
+        let mut clock = ResponseClock::new(limit, body_done, exchange.clone());
         if !upgrade && let Some(pool) = &self.pool {
             return pool.send(req, &mut clock).await.map_err(|e| match e {
+                _ if let Some(idle) = exchange.expired() => ForwardError::StreamIdle(idle),
                 PoolError::Request(e) if is_caused_by::<BodyTooLarge>(&e) => {
                     ForwardError::BodyTooLarge
                 }
@@ -218,6 +243,7 @@ impl Forwarder {
         let result = clock.bound(client.request(req)).await?;
         match result {
             Ok(resp) => Ok(resp.map(crate::body::boxed)),
+            Err(_) if let Some(idle) = exchange.expired() => Err(ForwardError::StreamIdle(idle)),
             Err(e) if is_caused_by::<BodyTooLarge>(&e) || body_cause.too_large() => {
                 Err(ForwardError::BodyTooLarge)
             }
@@ -272,6 +298,7 @@ impl From<Expired> for ForwardError {
     fn from(e: Expired) -> Self {
         match e {
             Expired::Response(limit) => ForwardError::Timeout(limit),
+            Expired::Idle(idle) => ForwardError::StreamIdle(idle),
         }
     }
 }

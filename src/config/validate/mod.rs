@@ -336,6 +336,11 @@ fn limits(raw: raw::Limits) -> Result<Limits, Invalid> {
         max_body_bytes: raw.max_body_bytes,
         max_vpceps_per_tenant: raw.max_vpceps_per_tenant.unwrap_or(100),
         max_concurrent_streams: at_least_one(max_streams, 100, "limits.max_concurrent_streams")?,
+        stream_idle_timeout: not_zero(
+            raw.stream_idle_timeout,
+            Duration::from_secs(300),
+            "limits.stream_idle_timeout",
+        )?,
         shutdown_grace: secs(raw.shutdown_grace, 25),
         max_pending_connections: raw.max_pending_connections.unwrap_or(1000),
     })
@@ -351,5 +356,18 @@ fn at_least_one<T: Copy + PartialEq + From<u8>>(
         None => Ok(default),
         Some(v) if v.value == T::from(0) => invalid(&v.referenced, field, "must be at least 1"),
         Some(v) => Ok(v.value),
+    }
+}
+
+/// A duration where 0 makes no sense: `default` when absent, else more than zero.
+fn not_zero(
+    value: Option<Spanned<raw::Dur>>,
+    default: Duration,
+    field: &'static str,
+) -> Result<Duration, Invalid> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.value.0.is_zero() => invalid(&v.referenced, field, "must be more than 0"),
+        Some(v) => Ok(v.value.0),
     }
 }
