@@ -464,3 +464,106 @@ async fn many_concurrent_requests_over_h2_all_succeed() {
     }
     let _ = Duration::ZERO;
 }
+
+/// One GET to the plain listener at `proxy` over HTTP/1.1 (with `Host: host`) or h2c prior
+/// knowledge (with `:authority` `host`); the upstream's echo.
+async fn get_as_host(proxy: std::net::SocketAddr, http2: bool, host: &str) -> serde_json::Value {
+    let tcp = TcpStream::connect(proxy).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let empty = http_body_util::Empty::<Bytes>::new();
+    let resp = if http2 {
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get(format!("http://{host}/echo"))
+            .body(empty)
+            .unwrap();
+        within(10, send.send_request(req)).await.unwrap()
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("/echo")
+            .header("host", host)
+            .body(empty)
+            .unwrap();
+        within(10, send.send_request(req)).await.unwrap()
+    };
+    assert_eq!(resp.status(), 200);
+    let body = within(10, resp.into_body().collect()).await.unwrap();
+    serde_json::from_slice(&body.to_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn preserve_host_sets_host_for_http1_and_authority_for_h2c_upstreams() {
+    let up = Upstream::start().await;
+    let upstream = up.addr.to_string();
+    let host = "svc.example:8443";
+    for scheme in ["http", "h2c"] {
+        for preserve in [true, false] {
+            let config = format!(
+                "upstream:\n  url: \"{scheme}://{upstream}\"\n  preserve_host: {preserve}\n{STATIC_TENANT}"
+            );
+            let proxy = TestProxy::start(&config, OPEN_POLICY, false).await;
+            for http2 in [false, true] {
+                let e = get_as_host(proxy.addr(), http2, host).await;
+                let case =
+                    format!("{scheme} upstream, preserve_host {preserve}, client http2 {http2}");
+                let h = &e["headers"];
+                assert_eq!(h["x-forwarded-host"][0], host, "{case}");
+                let want = if preserve { host } else { upstream.as_str() };
+                if scheme == "h2c" {
+                    assert_eq!(e["version"], "HTTP/2.0", "{case}");
+                    assert_eq!(e["authority"], want, "{case}: :authority");
+                    // RFC 9113 §8.3.1: the host travels in :authority, never also as Host.
+                    assert!(h.get("host").is_none(), "{case}: {h}");
+                } else {
+                    assert_eq!(e["version"], "HTTP/1.1", "{case}");
+                    assert_eq!(h["host"], serde_json::json!([want]), "{case}");
+                }
+            }
+        }
+    }
+}
+
+/// The h2c client keeps one multiplexed upstream connection for sequential and concurrent
+/// requests, closes it after `upstream.idle_timeout` with nothing on it, and dials again after.
+#[tokio::test]
+async fn h2c_upstream_one_connection_closed_when_idle_then_redialled() {
+    let up = Upstream::start().await;
+    let config = format!(
+        "upstream:\n  url: \"h2c://{}\"\n  idle_timeout: 1s\n{STATIC_TENANT}",
+        up.addr
+    );
+    let proxy = TestProxy::start(&config, OPEN_POLICY, false).await;
+    let open = || {
+        let m = &proxy.app.shared.metrics;
+        m.upstream_connections.with_label_values(&["active"]).get()
+    };
+    let c = proxy.client(false);
+    for _ in 0..5 {
+        let r = c.get(format!("{}/a", proxy.base())).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let all = (0..10).map(|i| {
+        let c = c.clone();
+        let url = format!("{}/b{i}", proxy.base());
+        tokio::spawn(async move { c.get(url).send().await.unwrap().status().as_u16() })
+    });
+    for s in futures_util::future::join_all(all).await {
+        assert_eq!(s.unwrap(), 200);
+    }
+    assert_eq!(open(), 1, "one upstream connection carried all 15 requests");
+    // Polling a gauge: the close has no event a test can await.
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    within(10, async {
+        while open() != 0 {
+            poll.tick().await;
+        }
+    })
+    .await;
+    let r = c.get(format!("{}/c", proxy.base())).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a closed idle connection is dialled again");
+    assert_eq!(open(), 1);
+}

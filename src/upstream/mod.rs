@@ -1,5 +1,6 @@
 //! The upstream side: the pooled client (a [`H1Pool`] for a plain `http://` HTTP/1.1 upstream, the
-//! common sidecar case; hyper-util's client for HTTPS, h2c and upgrades), request URI rewriting, the
+//! common sidecar case; an [`H2cClient`] for `h2c://`; hyper-util's client for HTTPS and upgrades),
+//! request URI rewriting, the
 //! time-to-response-headers deadline, and the classification of upstream failures into the
 //! documented 502/504 codes (docs/contract.md §5, §6).
 //!
@@ -10,12 +11,14 @@
 //! |---|---|
 //! | `mod.rs` | [`Forwarder`]: which client, URI rewriting, the response deadline, error classes |
 //! | `pool.rs` | the HTTP/1.1 connection pool for plain `http://` upstreams |
+//! | `h2c.rs` | the one multiplexed connection to an `h2c://` upstream, `:authority` per request |
 //! | `deadline.rs` | the response deadline, counted from the end of the request body |
 //! | `limit.rs` | `upstream.max_connections` for every client, and the connection gauges |
 //!
 //! Does network I/O (through the clients). Header policy lives in `proxy::headers`.
 
 mod deadline;
+mod h2c;
 mod limit;
 mod pool;
 
@@ -36,6 +39,7 @@ use crate::config::model::{Upstream, UpstreamProtocol};
 use crate::error::ErrorCode;
 use crate::metrics::{Metrics, StreamSide, UpstreamErrorKind};
 use deadline::{Expired, ResponseClock};
+use h2c::{H2cClient, H2cError};
 use limit::{ConnLimit, LimitedConnector, Overflow};
 use pool::{H1Pool, PoolError};
 
@@ -126,11 +130,12 @@ type HttpClient = Client<LimitedConnector<HttpsConnector<HttpConnector>>, ProxyB
 /// Sends requests to the configured upstream. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
 pub struct Forwarder {
+    /// hyper-util's client: `https://` upstreams, and upgrades (over HTTP/1.1) for every scheme.
     client: HttpClient,
     /// The fast path for plain HTTP/1.1 upstreams (everything but upgrades).
     pool: Option<Arc<H1Pool>>,
-    /// HTTP/1.1-only client for upgrades when the main client speaks h2c.
-    upgrade_client: HttpClient,
+    /// `h2c://` upstreams (everything but upgrades).
+    h2c: Option<Arc<H2cClient>>,
     /// `upstream.max_connections`, shared by the pool and both clients.
     limit: Arc<ConnLimit>,
     upstream: Arc<Upstream>,
@@ -146,7 +151,7 @@ impl Forwarder {
             upstream.connect_timeout,
             metrics,
         ));
-        let build = |h2_only: bool| {
+        let build = || {
             let mut http = HttpConnector::new();
             http.enforce_http(false);
             http.set_nodelay(true);
@@ -162,11 +167,18 @@ impl Forwarder {
                 .timer(TokioTimer::new())
                 .http1_max_buf_size(READ_BUF)
                 .http2_initial_stream_window_size(H2_STREAM_WINDOW)
-                .http2_initial_connection_window_size(H2_CONN_WINDOW)
-                .http2_only(h2_only);
+                .http2_initial_connection_window_size(H2_CONN_WINDOW);
             b.build(LimitedConnector::new(https, limit.clone()))
         };
-        let h2c = upstream.protocol == UpstreamProtocol::H2c;
+        let h2c = (upstream.protocol == UpstreamProtocol::H2c).then(|| {
+            Arc::new(H2cClient::new(
+                upstream.authority.clone(),
+                upstream.connect_timeout,
+                upstream.idle_timeout,
+                (H2_STREAM_WINDOW, H2_CONN_WINDOW),
+                limit.clone(),
+            ))
+        });
         let pool = (upstream.protocol == UpstreamProtocol::Http1).then(|| {
             Arc::new(H1Pool::new(
                 upstream.authority.clone(),
@@ -176,9 +188,9 @@ impl Forwarder {
             ))
         });
         Self {
-            client: build(h2c),
+            client: build(),
             pool,
-            upgrade_client: build(false),
+            h2c,
             limit,
             upstream: Arc::new(upstream.clone()),
         }
@@ -219,6 +231,23 @@ impl Forwarder {
                 PoolError::Overflow(e) => ForwardError::Overflow(e),
             });
         }
+        if !upgrade && let Some(h2c) = &self.h2c {
+            let (req, body_cause) = keep_body_cause(req);
+            return match clock.bound(h2c.send(req)).await? {
+                Ok(resp) => Ok(resp),
+                Err(_) if let Some(idle) = exchange.expired() => {
+                    Err(ForwardError::StreamIdle(idle))
+                }
+                Err(H2cError::Connect(e)) => Err(ForwardError::Connect(e)),
+                Err(H2cError::Overflow(e)) => Err(ForwardError::Overflow(e)),
+                Err(H2cError::Request(e))
+                    if is_caused_by::<BodyTooLarge>(&e) || body_cause.too_large() =>
+                {
+                    Err(ForwardError::BodyTooLarge)
+                }
+                Err(H2cError::Request(e)) => Err(ForwardError::Protocol(Box::new(e))),
+            };
+        }
         let pq = req
             .uri()
             .path_and_query()
@@ -234,13 +263,8 @@ impl Forwarder {
         // The legacy client refuses HTTP/2-versioned requests on HTTP/1 connections; on h2
         // connections it sends HTTP/1.1-versioned requests as HTTP/2 (docs/design.md §7.4).
         *req.version_mut() = Version::HTTP_11;
-        let client = if upgrade {
-            &self.upgrade_client
-        } else {
-            &self.client
-        };
         let (req, body_cause) = keep_body_cause(req);
-        let result = clock.bound(client.request(req)).await?;
+        let result = clock.bound(self.client.request(req)).await?;
         match result {
             Ok(resp) => Ok(resp.map(crate::body::boxed)),
             Err(_) if let Some(idle) = exchange.expired() => Err(ForwardError::StreamIdle(idle)),

@@ -160,6 +160,7 @@ async fn handle(
         "method": parts.method.as_str(),
         "path": parts.uri.path(),
         "query": parts.uri.query(),
+        "authority": parts.uri.authority().map(|a| a.as_str()),
         "version": format!("{:?}", parts.version),
         "headers": headers,
         "body_bytes": body_bytes,
