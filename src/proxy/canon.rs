@@ -48,23 +48,29 @@ impl Rejected {
 }
 
 /// Headers that make some frameworks serve another method or URL than the one judged.
-const OVERRIDES: [HeaderName; 5] = [
-    HeaderName::from_static("x-http-method-override"),
-    HeaderName::from_static("x-http-method"),
-    HeaderName::from_static("x-method-override"),
-    HeaderName::from_static("x-original-url"),
-    HeaderName::from_static("x-rewrite-url"),
-];
+fn is_override(name: &str) -> bool {
+    matches!(
+        name,
+        "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+            | "x-original-url"
+            | "x-rewrite-url"
+    )
+}
 
 /// Forwarding headers only a trusted proxy may send (`X-Forwarded-For` is replaced, not removed).
-const FORWARDING: [HeaderName; 6] = [
-    header::FORWARDED,
-    HeaderName::from_static("x-real-ip"),
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
-];
+fn is_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "forwarded"
+            | "x-real-ip"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+    )
+}
 
 /// What canonicalisation kept for the forwarding stage.
 #[derive(Debug)]
@@ -112,21 +118,9 @@ pub(super) fn canonicalize<B>(
     if let Some(p) = &upgrade {
         headers::restore_upgrade(h, p.clone());
     }
-    // 4. Underscores and overrides.
-    underscores(h, cfg.requests.headers_with_underscores)?;
-    for name in &OVERRIDES {
-        if h.contains_key(name) {
-            h.remove(name);
-        }
-    }
-    // 5. Forwarding headers from an untrusted peer.
-    if !peer_trusted {
-        for name in &FORWARDING {
-            if h.contains_key(name) {
-                h.remove(name);
-            }
-        }
-    }
+    // 4. Underscores and overrides, 5. forwarding headers from an untrusted peer: one scan of
+    //    the names (a lookup per forbidden name cost ~1,500 instructions per request).
+    strip_names(h, cfg.requests.headers_with_underscores, peer_trusted)?;
     // 6. The path.
     canonical_target(req, cfg)?;
     Ok(Canonical {
@@ -181,22 +175,24 @@ fn allowed_upgrade(protocol: &HeaderValue, allowed: &[String]) -> bool {
         .any(|a| a.eq_ignore_ascii_case(p) || a.eq_ignore_ascii_case(name))
 }
 
-/// Apply `requests.headers_with_underscores`.
-fn underscores(h: &mut HeaderMap, rule: Underscores) -> Result<(), Rejected> {
-    if rule == Underscores::Allow || !h.keys().any(|k| k.as_str().contains('_')) {
+/// Apply `requests.headers_with_underscores`, remove the override headers, and (from an
+/// untrusted peer) the forwarding headers.
+fn strip_names(h: &mut HeaderMap, rule: Underscores, peer_trusted: bool) -> Result<(), Rejected> {
+    let doomed = |n: &str| {
+        (rule != Underscores::Allow && n.contains('_'))
+            || is_override(n)
+            || (!peer_trusted && is_forwarding(n))
+    };
+    if !h.keys().any(|k| doomed(k.as_str())) {
         return Ok(());
     }
-    if rule == Underscores::Reject {
+    if rule == Underscores::Reject && h.keys().any(|k| k.as_str().contains('_')) {
         return Err(Rejected::bad(
             RequestRejectReason::Header,
             "header_underscore",
         ));
     }
-    let names: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| k.as_str().contains('_'))
-        .cloned()
-        .collect();
+    let names: Vec<HeaderName> = h.keys().filter(|k| doomed(k.as_str())).cloned().collect();
     for name in names {
         h.remove(name);
     }
