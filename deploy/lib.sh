@@ -136,3 +136,22 @@ new_token() {
   TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
   TOKEN_HASH=$(printf %s "$TOKEN" | "$VPCGUARD_BIN" hash-token)
 }
+
+# start_local_vpcguard DIR [POLICY] [EXTRA_YAML]: vpcguard run on 127.0.0.1 (plain HTTP) with DIR/
+# vpcguard.yaml, the policy POLICY (default `tenants: []`), a write token (new_token) and the
+# upstream of start_upstream when one runs. Sets DATA_PORT, ADMIN_PORT, VG_PID, TOKEN.
+start_local_vpcguard() {
+  local dir=$1 policy=${2:-} extra=${3:-}
+  DATA_PORT=$(free_port)
+  ADMIN_PORT=$(free_port)
+  new_token
+  if [ -n "$policy" ]; then cp "$policy" "$dir/policy.yaml"; else printf 'tenants: []\n' > "$dir/policy.yaml"; fi
+  {
+    printf 'listen: { address: "127.0.0.1:%s" }\n' "$DATA_PORT"
+    printf 'admin:\n  address: "127.0.0.1:%s"\n  tokens: [{ name: check, role: write, hash: "%s" }]\n' "$ADMIN_PORT" "$TOKEN_HASH"
+    [ -z "${UPSTREAM_PORT:-}" ] || printf 'upstream: { url: "http://127.0.0.1:%s" }\n' "$UPSTREAM_PORT"
+    printf 'log: { level: warn, access_log: false }\n'
+    printf '%s\n' "$extra"
+  } > "$dir/vpcguard.yaml"
+  start_vpcguard "$dir/vpcguard.yaml" "$ADMIN_PORT" "$dir/vpcguard.log"
+}
