@@ -97,6 +97,13 @@ impl Shared {
     ) -> Arc<Self> {
         let current = generation_from(loaded, 1, &metrics);
         metrics.policy_generation.set(1);
+        // The startup load is the first successful load (Prometheus's own
+        // `prometheus_config_last_reload_successful` is 1 from the start too): an alert on `== 0`
+        // must not fire on every fresh process.
+        metrics.config_last_reload_successful.set(1);
+        metrics
+            .config_last_reload_success_timestamp_seconds
+            .set(i64::try_from(crate::time::unix_now()).unwrap_or(i64::MAX));
         set_entry_gauges(&metrics, &current.policy);
         let (generation_tx, _) = watch::channel(1);
         let (pending_tx, pending_rx) = mpsc::channel(PENDING_QUEUE);

@@ -382,6 +382,22 @@ async fn admin_requests_total_before_any_admin_call_has_every_route_at_zero() {
     assert_eq!(got, want);
 }
 
+/// The startup load counts as a successful load: `config_last_reload_successful` is 1 and its
+/// timestamp set before any reload, so `== 0` alerts only after a refused reload.
+#[tokio::test]
+async fn last_reload_successful_is_1_from_the_start() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
+    let m = &proxy.app.shared.metrics;
+    assert_eq!(m.config_last_reload_successful.get(), 1);
+    let started = m.config_last_reload_success_timestamp_seconds.get();
+    let now = i64::try_from(vpcguard::time::unix_now()).unwrap();
+    assert!(
+        (now - 60..=now).contains(&started),
+        "timestamp {started}, now {now}"
+    );
+}
+
 /// The address in Prometheus's (exporter-toolkit's) `msg="Listening on" … address=HOST:PORT` log
 /// line, which is the bound address (the line before it repeats the configured `:0`).
 fn listening_on(line: &str) -> Option<SocketAddr> {
