@@ -1,4 +1,4 @@
-//! Command line (docs/contract.md §1): `run`, `check`, `explain`, `hash-token`. Parsing only; `main.rs` acts.
+//! Command line (docs/contract.md §1): `run`, `check`, `explain`, `hash-token`, `demo`. Parsing only; `main.rs` acts.
 
 use std::path::PathBuf;
 
@@ -53,4 +53,11 @@ pub enum Command {
     },
     /// Read a token on stdin and print `sha256:<hex>` for `admin.tokens`.
     HashToken,
+    /// A first run: the proxy with the example policy in front of a built-in echo upstream, and
+    /// curl lines for an allow and each documented deny; serves until Ctrl-C.
+    Demo {
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+    },
 }

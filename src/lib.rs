@@ -43,6 +43,7 @@ pub mod body;
 pub mod cert_store;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod identity;
 pub mod ipfmt;

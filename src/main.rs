@@ -51,6 +51,7 @@ fn main() -> ExitCode {
             &path,
         ),
         Command::HashToken => hash_token(),
+        Command::Demo { port } => demo(port),
     }
 }
 
@@ -113,6 +114,42 @@ fn run(path: &Path) -> ExitCode {
         // Every request has finished: write their access lines before the last line.
         drop(log);
         tracing::info!("shutdown complete");
+        ExitCode::SUCCESS
+    })
+}
+
+fn demo(port: u16) -> ExitCode {
+    let log = vpcguard::logging::init(&vpcguard::config::model::Log {
+        format: vpcguard::config::model::LogFormat::Text,
+        level: "warn".to_owned(),
+        access_log: false,
+    });
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let signals = match vpcguard::signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let demo = match vpcguard::demo::Demo::start(port).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{}", demo.walkthrough());
+        signals.run_until_shutdown(&demo.app).await;
+        demo.wait().await;
+        drop(log);
         ExitCode::SUCCESS
     })
 }

@@ -33,8 +33,8 @@ fn write_config(dir: &std::path::Path, config: &str, policy: &str) -> String {
 fn check_shipped_example_config_is_valid() {
     let (code, out, err) = vpcguard(&["check", "-c", "config/vpcguard.yaml"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("tenants:     1"), "{out}");
-    assert!(out.contains("ip entries:  3"), "{out}");
+    assert!(out.contains("tenants:     2"), "{out}");
+    assert!(out.contains("ip entries:  4"), "{out}");
     assert!(out.contains("policy sha256: "), "{out}");
 }
 
@@ -434,4 +434,76 @@ async fn run_filter_hiding_the_access_target_writes_no_access_line() {
         "{lines:?}"
     );
     assert!(!lines.iter().any(|l| l.contains("\"access\"")), "{lines:?}");
+}
+
+/// `vpcguard demo` (docs/contract.md §1): every printed curl line, run as printed, gets the
+/// status and error code its `# expect` line says (one allow and each documented deny, the
+/// accept through the admin API, the self check); SIGTERM ends it with 0 and removes its files.
+#[test]
+fn demo_walkthrough_lines_give_what_they_promise() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    // The walkthrough ends with this line; reading is bounded by the demo printing it.
+    while !text.contains("Ctrl-C stops the demo.") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "demo exited: {text}");
+        text.push_str(&line);
+    }
+    let files = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("files:"))
+        .map(|f| std::path::PathBuf::from(f.trim()))
+        .expect("files line");
+    assert!(files.join("policy.yaml").exists());
+    let mut lines = text.lines();
+    let mut steps = 0;
+    let mut codes = Vec::new();
+    while let Some(line) = lines.next() {
+        let Some(expect) = line.strip_prefix("# expect ") else {
+            continue;
+        };
+        let (want, what) = expect.split_once(": ").unwrap();
+        let cmd = lines.next().unwrap();
+        assert!(cmd.starts_with("curl "), "{cmd}");
+        let run = Command::new("sh")
+            .args(["-c", &format!("{cmd} --max-time 10 -w '\\n%{{http_code}}'")])
+            .output()
+            .expect("curl is installed (see .ci/run)");
+        let got = String::from_utf8(run.stdout).unwrap();
+        let (body, status) = got.rsplit_once('\n').unwrap();
+        let mut want = want.split(' ');
+        assert_eq!(Some(status), want.next(), "{what}: {cmd} -> {body}");
+        if let Some(code) = want.next() {
+            assert_eq!(common::error_code(body), code, "{what}");
+            codes.push(code.to_owned());
+        }
+        steps += 1;
+    }
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            "VG.00040301",
+            "VG.00040302",
+            "VG.00040303",
+            "VG.00040304",
+            "VG.00040305",
+            "VG.00040306"
+        ],
+        "each documented deny once"
+    );
+    assert!(steps >= 10, "{steps} steps");
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(!files.exists(), "{} left behind", files.display());
 }
