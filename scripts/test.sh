@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # command -> Debian package
 peers=(curl:curl h2load:nghttp2-client haproxy:haproxy nginx:nginx-light ss:iproute2
-       slowhttptest:slowhttptest promtool:prometheus prometheus:prometheus)
+       slowhttptest:slowhttptest openssl:openssl promtool:prometheus prometheus:prometheus)
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 
 need=()

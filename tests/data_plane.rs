@@ -567,3 +567,70 @@ async fn h2c_upstream_one_connection_closed_when_idle_then_redialled() {
     assert_eq!(r.status(), 200, "a closed idle connection is dialled again");
     assert_eq!(open(), 1);
 }
+
+/// TLS resumption (issue 14: a sidecar's callers reconnect often): a second connection from the
+/// same client resumes, for TLS 1.3 and TLS 1.2 (stateless tickets; rustls' client stores them).
+#[tokio::test]
+async fn tls_sessions_resume_on_tls12_and_tls13() {
+    let up = Upstream::start().await;
+    let proxy = tls_proxy(&up, "").await;
+    let ca = rustls_pki_types::CertificateDer::from_pem_slice(
+        proxy.pki.as_ref().unwrap().ca_pem.as_bytes(),
+    )
+    .unwrap();
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone()).unwrap();
+        let cfg = rustls::ClientConfig::builder_with_protocol_versions(&[version])
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let tcp = TcpStream::connect(proxy.addr()).await.unwrap();
+            let mut tls = within(10, connector.connect("localhost".try_into().unwrap(), tcp))
+                .await
+                .unwrap();
+            tls.write_all(b"GET /r HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            // Reading the answer also takes in the TLS 1.3 tickets sent after the handshake.
+            let _ = within(10, tls.read_to_end(&mut out)).await;
+            assert!(out.starts_with(b"HTTP/1.1 200"), "{version:?}");
+            kinds.push(tls.get_ref().1.handshake_kind());
+        }
+        assert_eq!(
+            kinds,
+            [
+                Some(rustls::HandshakeKind::Full),
+                Some(rustls::HandshakeKind::Resumed)
+            ],
+            "{version:?}"
+        );
+    }
+    // And TLS 1.2 resumes by ticket, not only by session id (testssl.sh found none before):
+    // openssl shows the ticket the server sent.
+    let addr = proxy.addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-tls1_2",
+                "-servername",
+                "localhost",
+                "-connect",
+                &addr,
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl is installed (see scripts/test.sh)")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("TLS session ticket lifetime hint"),
+        "no TLS 1.2 ticket: {text}"
+    );
+}
