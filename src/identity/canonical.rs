@@ -135,13 +135,13 @@ fn is_plain(rest: &str, merge_slashes: bool) -> bool {
 /// backslashes, `%00` and bad escapes. The result still starts with `/`.
 fn decode(path: &str, slashes: EscapedSlashes) -> Result<String, PathError> {
     let mut out = String::with_capacity(path.len());
-    let mut bytes = path.bytes();
-    while let Some(c) = bytes.next() {
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
         match c {
-            b'\\' => return Err(PathError::Backslash),
-            b'%' => {
-                let hi = bytes.next().and_then(hex).ok_or(PathError::BadEscape)?;
-                let lo = bytes.next().and_then(hex).ok_or(PathError::BadEscape)?;
+            '\\' => return Err(PathError::Backslash),
+            '%' => {
+                let hi = chars.next().and_then(hex).ok_or(PathError::BadEscape)?;
+                let lo = chars.next().and_then(hex).ok_or(PathError::BadEscape)?;
                 let v = hi << 4 | lo;
                 match v {
                     0 => return Err(PathError::Nul),
@@ -156,9 +156,10 @@ fn decode(path: &str, slashes: EscapedSlashes) -> Result<String, PathError> {
                     _ => push_escape(&mut out, v),
                 }
             }
-            // The URI parser only lets ASCII through; anything else is kept byte for byte as
-            // a character (never reached with hyper's `Uri`, but total on any `&str`).
-            _ => out.push(char::from(c)),
+            // Every other character is kept as it is. hyper's `Uri` only lets ASCII through,
+            // but the function is total on any `&str`, and a non-ASCII character must stay one
+            // character: pushing each of its UTF-8 bytes as a `char` made `é` into `Ã©`.
+            _ => out.push(c),
         }
     }
     Ok(out)
@@ -173,13 +174,8 @@ fn push_escape(out: &mut String, v: u8) {
     }
 }
 
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+fn hex(c: char) -> Option<u8> {
+    c.to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// Remove dot segments (RFC 3986 §5.2.4, without clamping at the root) and, when asked, empty
