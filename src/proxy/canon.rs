@@ -179,14 +179,14 @@ fn allowed_upgrade(protocol: &HeaderValue, allowed: &[String]) -> bool {
 /// untrusted peer) the forwarding headers.
 fn strip_names(h: &mut HeaderMap, rule: Underscores, peer_trusted: bool) -> Result<(), Rejected> {
     let doomed = |n: &str| {
-        (rule != Underscores::Allow && n.as_bytes().contains(&b'_'))
+        (rule != Underscores::Allow && n.contains('_'))
             || is_override(n)
             || (!peer_trusted && is_forwarding(n))
     };
     if !h.keys().any(|k| doomed(k.as_str())) {
         return Ok(());
     }
-    if rule == Underscores::Reject && h.keys().any(|k| k.as_str().as_bytes().contains(&b'_')) {
+    if rule == Underscores::Reject && h.keys().any(|k| k.as_str().contains('_')) {
         return Err(Rejected::bad(
             RequestRejectReason::Header,
             "header_underscore",
