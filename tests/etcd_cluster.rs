@@ -35,8 +35,8 @@ async fn instance(up: &Upstream, endpoints: &[String]) -> TestProxy {
     p
 }
 
-/// Add trusted IP `id` (10.0.x.y) for tenant A: the status.
-async fn add_ip(p: &TestProxy, n: usize) -> u16 {
+/// Add trusted IP `id` (10.0.x.y) for tenant A: the status and body.
+async fn add_ip(p: &TestProxy, n: usize) -> (u16, String) {
     let ip = std::net::Ipv4Addr::from(0x0a00_0000u32 + n as u32 + 1);
     p.admin(
         Method::POST,
@@ -45,7 +45,6 @@ async fn add_ip(p: &TestProxy, n: usize) -> u16 {
         Some(json!({"id": format!("w{n:04}"), "ip_range": ip.to_string(), "view_flag": 1})),
     )
     .await
-    .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -99,12 +98,16 @@ async fn leader_killed_during_writes_loses_no_acknowledged_write_and_fails_no_re
             killed = Some(leader);
         }
         let p = if n % 2 == 0 { &a } else { &b };
-        match within(30, add_ip(p, n)).await {
+        let (status, body) = within(30, add_ip(p, n)).await;
+        match status {
             200 => {
                 acked.insert(format!("w{n:04}"));
             }
             // The store was unavailable for this one (during the election): not acknowledged.
-            503 | 409 => refused += 1,
+            503 | 409 => {
+                eprintln!("write {n}: {status} {body}");
+                refused += 1;
+            }
             other => panic!("write {n}: {other}"),
         }
     }

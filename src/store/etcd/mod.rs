@@ -61,6 +61,8 @@ struct Inner {
     wanted: Mutex<i64>,
     wake: Notify,
     status: Mutex<StoreStatus>,
+    /// `status.up`, watchable: a write waits (briefly) for a reconnect in progress.
+    up: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -98,6 +100,7 @@ impl EtcdStore {
                 wanted: Mutex::new(0),
                 wake: Notify::new(),
                 status: Mutex::new(status),
+                up: watch::channel(false).0,
             }),
         };
         tokio::spawn(sync::run(store.clone(), updates));
@@ -148,6 +151,9 @@ impl EtcdStore {
             }
             Err(_) => return,
         };
+        self.inner
+            .up
+            .send_if_modified(|u| std::mem::replace(u, snapshot.up) != snapshot.up);
         let m = &self.inner.shared.metrics.store;
         m.up.set(i64::from(snapshot.up));
         m.revision.set(snapshot.revision);
@@ -189,8 +195,20 @@ impl EtcdStore {
         let deadline = Instant::now() + limit;
         let prefix = self.inner.settings.prefix.clone();
         loop {
+            // A reconnect in progress (a member lost) gets up to `dial_timeout`; etcd down for
+            // longer is a 503 at once, not after `request_timeout`.
+            let mut up = self.inner.up.subscribe();
+            let wait = self
+                .inner
+                .settings
+                .dial_timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
+            let reachable = matches!(
+                tokio::time::timeout(wait, up.wait_for(|u| *u)).await,
+                Ok(Ok(_))
+            );
             let state = self.inner.state.borrow().clone();
-            if !self.status().up || state.revision == 0 {
+            if !reachable || state.revision == 0 {
                 return Err(WriteError::StoreUnavailable(
                     "etcd is unreachable; the rules in force keep serving".to_owned(),
                 ));
@@ -246,10 +264,13 @@ impl EtcdStore {
                 }
                 Err(e) => {
                     self.count_error(StoreOp::Txn);
-                    if matches!(e, StoreError::Etcd(etcd_client::Error::TransportError(_))) {
-                        self.drop_client().await;
+                    if !retryable(&e) || Instant::now() + RETRY_PAUSE >= deadline {
+                        return Err(WriteError::StoreUnavailable(e.to_string()));
                     }
-                    return Err(WriteError::StoreUnavailable(e.to_string()));
+                    // Not applied (refused before etcd took it): another member may take it.
+                    tracing::debug!(error = %e, "etcd write not taken; retrying");
+                    self.drop_client().await;
+                    pause(RETRY_PAUSE).await;
                 }
             }
             if Instant::now() >= deadline {
@@ -267,6 +288,26 @@ impl EtcdStore {
         let mut rx = self.inner.state.subscribe();
         let _ = tokio::time::timeout(limit, rx.wait_for(|s| s.revision >= revision)).await;
     }
+}
+
+/// Between attempts of a write that etcd did not take.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// A failure after which the write surely did not happen, so trying again cannot apply it
+/// twice: gRPC `UNAVAILABLE` (no connection to that member, no leader, leader changed). Any
+/// other failure (a connection lost mid-call, a timeout) may have committed: answered 503
+/// and not retried, since a retry of a create without an id could create it twice.
+fn retryable(e: &StoreError) -> bool {
+    match e {
+        // 14 = UNAVAILABLE (grpc/doc/statuscodes.md).
+        StoreError::Etcd(etcd_client::Error::GRpcStatus(s)) => i32::from(s.code()) == 14,
+        _ => false,
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // reason: a pause between write attempts, not synchronisation
+async fn pause(d: Duration) {
+    tokio::time::sleep(d).await;
 }
 
 /// The transaction for `changes` on `state`: the guards of the module docs, then the changes;
