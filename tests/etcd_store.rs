@@ -5,6 +5,7 @@
 //! Needs `etcd` and `etcdctl` (Debian `etcd-server`, `etcd-client`); run with
 //! `cargo test --features etcd --test etcd_store`.
 #![cfg(feature = "etcd")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

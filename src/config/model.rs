@@ -138,7 +138,7 @@ pub enum Store {
     /// `policy.path`, written back by the admin API.
     File,
     /// The keys under `policy.etcd.prefix`.
-    Etcd(EtcdSettings),
+    Etcd(Box<EtcdSettings>),
 }
 
 /// `policy.etcd:`, validated.

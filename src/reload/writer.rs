@@ -74,7 +74,7 @@ impl Writer {
             #[cfg(feature = "etcd")]
             Store::Etcd(settings) => Backend::Etcd(crate::store::etcd::EtcdStore::spawn(
                 shared.clone(),
-                settings,
+                *settings,
                 store_tx,
             )),
             #[cfg(not(feature = "etcd"))]
@@ -236,7 +236,7 @@ impl Task {
                 sha256,
                 revision,
             } => {
-                let generation = self.shared.publish_policy(snapshot, sha256);
+                let generation = self.shared.publish_policy(*snapshot, sha256);
                 let m = &self.shared.metrics;
                 m.config_reloads_total
                     .with_label_values(&[ReloadFile::Policy.as_str(), "success"])

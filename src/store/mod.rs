@@ -38,7 +38,7 @@ pub enum StoreUpdate {
     /// A validated, compiled state of the store, to publish. `revision` is the etcd revision it
     /// reflects (0 for the cache file served while etcd is unreachable at start).
     Publish {
-        snapshot: Snapshot,
+        snapshot: Box<Snapshot>,
         sha256: String,
         revision: i64,
     },

@@ -291,7 +291,7 @@ pub fn etcd_policy_block(endpoints: &[String], prefix: &str) -> String {
 
 /// Put the records of `policy` (YAML) under `prefix`, as `vpcguard policy push` would.
 pub async fn seed(endpoints: &[String], prefix: &str, policy: &str) {
-    let cfg = format!("{}", etcd_policy_block(endpoints, prefix));
+    let cfg = etcd_policy_block(endpoints, prefix);
     let config = vpcguard::config::parse(&cfg, std::path::Path::new("/tmp/seed.yaml")).unwrap();
     let vpcguard::config::model::Store::Etcd(s) = &config.policy.store else {
         panic!("not etcd");

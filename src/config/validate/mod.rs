@@ -325,10 +325,10 @@ fn policy(raw: raw::Policy, base: &Path) -> Result<PolicySettings, Invalid> {
                     "this build has no etcd store; use a build with the cargo feature `etcd` (the Docker image has it)",
                 );
             }
-            Store::Etcd(etcd_settings(
+            Store::Etcd(Box::new(etcd_settings(
                 etcd.map(|e| e.value).unwrap_or_default(),
                 base,
-            )?)
+            )?))
         }
         (_, Some(etcd)) => {
             return invalid(

@@ -283,7 +283,7 @@ impl Follower {
             Ok(Ok((file, snapshot, text))) => {
                 let sha256 = crate::config::load::sha256_hex(text.as_bytes());
                 let update = StoreUpdate::Publish {
-                    snapshot,
+                    snapshot: Box::new(snapshot),
                     sha256,
                     revision,
                 };
@@ -360,7 +360,7 @@ impl Follower {
                 let _ = self
                     .updates
                     .send(StoreUpdate::Publish {
-                        snapshot,
+                        snapshot: Box::new(snapshot),
                         sha256,
                         revision: 0,
                     })
