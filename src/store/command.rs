@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::config::model::Store;
-use crate::policy::{PolicyFile, Snapshot, parse_policy, render_policy};
+use crate::policy::{PolicyFile, Snapshot, parse_policy};
 
 /// Why a policy command failed, with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub fn pull(config: &Config) -> Result<String, CommandError> {
                 )
                 .map_err(|e| CommandError::Invalid(format!("{}{}: {}", s.prefix, e.key, e.message)))
             })?;
-            render_policy(&file).map_err(|e| CommandError::Invalid(e.to_string()))
+            crate::policy::render_policy(&file).map_err(|e| CommandError::Invalid(e.to_string()))
         }
         #[cfg(not(feature = "etcd"))]
         Store::Etcd(_) => Err(CommandError::Invalid(
