@@ -383,7 +383,7 @@ endpoint_services:
     fn encode_then_decode_is_the_same_policy() {
         let file = parse_policy(POLICY).unwrap();
         let records = encode(&file).unwrap();
-        assert_eq!(records.len(), 8);
+        assert_eq!(records.len(), 7);
         assert!(records.contains_key("tenants/t1/vpceps/vpce-a"));
         assert!(records.contains_key("services/svc-1/connections/vpce-c"));
         let back = decode(records.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap();
