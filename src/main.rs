@@ -217,6 +217,16 @@ fn check(path: &Path) -> ExitCode {
             (Some(_), false) => "certificate files",
         }
     );
+    if let config::model::Store::Etcd(e) = &loaded.config.policy.store {
+        // The policy is etcd's: `check` validates the config and TLS files; the records are
+        // validated by every instance as it reads them, and by `policy pull`.
+        println!(
+            "  policy:      etcd store {} at {} (not read by check; see `vpcguard policy pull`)",
+            e.prefix,
+            e.endpoints.join(",")
+        );
+        return ExitCode::SUCCESS;
+    }
     println!("  tenants:     {}", c.tenants);
     println!("  endpoints:   {}", c.vpceps);
     println!("  ip entries:  {}", c.ip_ranges);
