@@ -1,8 +1,9 @@
 //! The task that follows the store (docs/contract.md §11 "Reading", "Faults"):
 //!
 //! 1. one consistent, paginated read of the prefix at revision R (`client::read_all`);
-//! 2. a watch from R+1; events are applied in revision order and published at most
-//!    [`COALESCE`] after the first unpublished one (at once when a local write waits for it);
+//! 2. a watch from R+1; events are applied in revision order and published once the watch is
+//!    quiet for 2 ms, at most [`COALESCE`] after the first unpublished one (at once when a
+//!    local write waits for it);
 //! 3. each published state is decoded and validated whole: a valid one goes to the writer (and
 //!    to the cache file, atomically), an invalid one is reported and the rules in force stay;
 //! 4. a compacted or cancelled watch re-reads; a failed call marks the store down, backs off
@@ -27,6 +28,8 @@ use crate::store::{StoreUpdate, records};
 
 /// The longest a watched change waits to be published with the ones after it.
 pub const COALESCE: Duration = Duration::from_millis(100);
+/// A watch quiet for this long has delivered the burst it was in: publish.
+const QUIET: Duration = Duration::from_millis(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// With nothing watched for this long, ask etcd for a progress notification: a dead peer
@@ -159,8 +162,11 @@ impl Follower {
         tracing::info!(from = self.revision + 1, "watching etcd");
         let mut idle_since = Instant::now();
         loop {
+            // Debounce with a cap: publish once the watch has been quiet for QUIET, and at the
+            // latest COALESCE after the first unpublished change (a steady stream of changes is
+            // published every 100 ms, an isolated one at once).
             let wait = match self.dirty {
-                Some(t) => COALESCE.saturating_sub(t.elapsed()),
+                Some(t) => QUIET.min(COALESCE.saturating_sub(t.elapsed())),
                 None => IDLE,
             };
             tokio::select! {
