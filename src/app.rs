@@ -90,6 +90,9 @@ impl App {
         let admin_addr = listeners.admin.local_addr()?;
         let registry = prometheus::Registry::new();
         let metrics = Metrics::register(&registry)?;
+        if loaded.config.policy.store != crate::config::model::Store::File {
+            metrics.store.register(&registry)?;
+        }
         let config = loaded.config.clone();
         let (certs, acceptor) = match (&config.listen.tls, &loaded.tls) {
             (Some(files), Some(key)) => {

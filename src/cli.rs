@@ -1,4 +1,5 @@
-//! Command line (docs/contract.md §1): `run`, `check`, `explain`, `hash-token`, `demo`. Parsing only; `main.rs` acts.
+//! Command line (docs/contract.md §1): `run`, `check`, `explain`, `hash-token`, `demo`,
+//! `policy pull|push`. Parsing only; `main.rs` acts.
 
 use std::path::PathBuf;
 
@@ -59,5 +60,30 @@ pub enum Command {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 8443)]
         port: u16,
+    },
+    /// Read or replace the policy of the configured store (file or etcd).
+    Policy {
+        #[command(subcommand)]
+        action: PolicyCommand,
+    },
+}
+
+/// `vpcguard policy …` (docs/contract.md §1, §11).
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the policy of the configured store as a policy file (exit 69 if unreachable).
+    Pull {
+        /// Config file.
+        #[arg(short, long, default_value = "config/vpcguard.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a policy file and make the store hold exactly it; records it lacks are deleted
+    /// (exit 78 invalid, 69 unreachable).
+    Push {
+        /// Config file.
+        #[arg(short, long, default_value = "config/vpcguard.yaml")]
+        config: PathBuf,
+        /// The policy file to push.
+        policy: PathBuf,
     },
 }

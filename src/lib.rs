@@ -25,6 +25,8 @@
 //! - [`state`] — the shared, atomically swapped [`state::Generation`] of everything reloadable.
 //! - [`reload`] — the one writer of published state: reloads and admin writes, persisted
 //!   atomically.
+//! - [`store`] — where the policy lives: the file (default) or etcd (feature `etcd`), the seam
+//!   the writer writes through; the etcd key layout.
 //! - [`watch`] — which files to watch, and the watcher that asks the writer to reload.
 //! - [`admin`] — the admin listener: metrics, health, status, the seed REST APIs.
 //! - [`metrics`] — every metric name and label enum.
@@ -56,6 +58,7 @@ pub mod query;
 pub mod reload;
 pub mod signals;
 pub mod state;
+pub mod store;
 pub mod time;
 pub mod upstream;
 pub mod verdict;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use vpcguard::cli::{Cli, Command};
+use vpcguard::cli::{Cli, Command, PolicyCommand};
 use vpcguard::config::{self, Loaded};
 
 /// See the `mimalloc` feature in Cargo.toml.
@@ -52,6 +52,52 @@ fn main() -> ExitCode {
         ),
         Command::HashToken => hash_token(),
         Command::Demo { port } => demo(port),
+        Command::Policy { action } => policy(action),
+    }
+}
+
+/// `policy pull` / `policy push`: the config is parsed alone (the store, not the policy file,
+/// holds the rules).
+fn policy(action: PolicyCommand) -> ExitCode {
+    let path = match &action {
+        PolicyCommand::Pull { config } | PolicyCommand::Push { config, .. } => config.clone(),
+    };
+    let config = match std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|t| config::parse(&t, &path).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let result = match action {
+        PolicyCommand::Pull { .. } => {
+            vpcguard::store::command::pull(&config).map(|text| print!("{text}"))
+        }
+        PolicyCommand::Push { policy, .. } => match std::fs::read_to_string(&policy) {
+            Ok(text) => {
+                let name = policy.display().to_string();
+                vpcguard::store::command::push(&config, &name, &text).map(|p| {
+                    eprintln!(
+                        "{name}: pushed, {} records changed (revision {})",
+                        p.changes, p.revision
+                    );
+                })
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", policy.display());
+                return ExitCode::from(EX_USAGE);
+            }
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 
@@ -171,6 +217,16 @@ fn check(path: &Path) -> ExitCode {
             (Some(_), false) => "certificate files",
         }
     );
+    if let config::model::Store::Etcd(e) = &loaded.config.policy.store {
+        // The policy is etcd's: `check` validates the config and TLS files; the records are
+        // validated by every instance as it reads them, and by `policy pull`.
+        println!(
+            "  policy:      etcd store {} at {} (not read by check; see `vpcguard policy pull`)",
+            e.prefix,
+            e.endpoints.join(",")
+        );
+        return ExitCode::SUCCESS;
+    }
     println!("  tenants:     {}", c.tenants);
     println!("  endpoints:   {}", c.vpceps);
     println!("  ip entries:  {}", c.ip_ranges);

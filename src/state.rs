@@ -82,6 +82,11 @@ pub struct Shared {
     /// Newly seen pending markers, to be persisted by the writer.
     pending_tx: mpsc::Sender<PendingSeen>,
     pending_rx: Mutex<Option<mpsc::Receiver<PendingSeen>>>,
+    /// False until a policy is in force: with `policy.store: etcd` the first generation has an
+    /// empty placeholder policy until etcd (or the cache) answers (docs/contract.md §11).
+    policy_ready: AtomicBool,
+    /// The policy store's health (`None` for the file store).
+    store_status: Mutex<Option<crate::store::StoreStatus>>,
 }
 
 /// Pending markers waiting to be written beyond this are retried at their next request.
@@ -95,6 +100,10 @@ impl Shared {
         metrics: Metrics,
         registry: prometheus::Registry,
     ) -> Arc<Self> {
+        let store_is_etcd = !matches!(
+            loaded.config.policy.store,
+            crate::config::model::Store::File
+        );
         let current = generation_from(loaded, 1, &metrics);
         metrics.policy_generation.set(1);
         // The startup load is the first successful load (Prometheus's own
@@ -119,7 +128,26 @@ impl Shared {
             attempts_tx: watch::channel(0).0,
             pending_tx,
             pending_rx: Mutex::new(Some(pending_rx)),
+            policy_ready: AtomicBool::new(!store_is_etcd),
+            store_status: Mutex::new(None),
         })
+    }
+
+    /// True once a policy is in force (always with the file store).
+    pub fn is_policy_ready(&self) -> bool {
+        self.policy_ready.load(Ordering::Acquire)
+    }
+
+    /// The policy store's health, for `/status` (`None` for the file store).
+    pub fn store_status(&self) -> Option<crate::store::StoreStatus> {
+        self.store_status.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Record the policy store's health (the etcd store does).
+    pub fn set_store_status(&self, status: crate::store::StoreStatus) {
+        if let Ok(mut g) = self.store_status.lock() {
+            *g = Some(status);
+        }
     }
 
     /// The generation in force. Hold the `Arc` for one request; never across a reload wait.
@@ -147,24 +175,30 @@ impl Shared {
     /// current one with the policy hash replaced, so the watcher does not reload the file the
     /// writer just wrote.
     pub fn publish_policy(&self, policy: Snapshot, policy_sha256: String) -> u64 {
-        self.swap(|old, number| {
-            let mut fingerprint = old.fingerprint.clone();
-            fingerprint.policy = hex::decode(&policy_sha256)
-                .ok()
-                .and_then(|v| <[u8; 32]>::try_from(v).ok());
-            let next = Generation {
-                number,
-                config: old.config.clone(),
-                config_sha256: old.config_sha256.clone(),
-                policy: Arc::new(policy),
-                policy_sha256,
-                forwarder: old.forwarder.clone(),
-                fingerprint,
-                tls_self_signed: old.tls_self_signed,
-            };
-            (next, ())
-        })
-        .0
+        let number = self
+            .swap(|old, number| {
+                let mut fingerprint = old.fingerprint.clone();
+                // A policy from etcd has no file for the watcher to compare.
+                if old.config.policy.store == crate::config::model::Store::File {
+                    fingerprint.policy = hex::decode(&policy_sha256)
+                        .ok()
+                        .and_then(|v| <[u8; 32]>::try_from(v).ok());
+                }
+                let next = Generation {
+                    number,
+                    config: old.config.clone(),
+                    config_sha256: old.config_sha256.clone(),
+                    policy: Arc::new(policy),
+                    policy_sha256,
+                    forwarder: old.forwarder.clone(),
+                    fingerprint,
+                    tls_self_signed: old.tls_self_signed,
+                };
+                (next, ())
+            })
+            .0;
+        self.policy_ready.store(true, Ordering::Release);
+        number
     }
 
     /// The one swap: build the next generation from the one in force, store it, and tell the

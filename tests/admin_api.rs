@@ -831,12 +831,16 @@ async fn hold_writer(
     h: &AdminHarness,
 ) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
     let (running_tx, running_rx) = tokio::sync::oneshot::channel();
+    let mut running_tx = Some(running_tx);
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let writer = h.proxy.app.writer.clone();
     let task = tokio::spawn(async move {
         let r = writer
             .mutate(move |_| {
-                let _ = running_tx.send(());
+                // The writer may run a mutation again (etcd); this one runs once.
+                if let Some(tx) = running_tx.take() {
+                    let _ = tx.send(());
+                }
                 let _ = release_rx.recv();
                 Err::<(), ()>(())
             })

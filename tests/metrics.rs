@@ -416,7 +416,7 @@ async fn metric_names_in_code_and_readme_agree() {
     let up = Upstream::start().await;
     let proxy = TestProxy::start(&config(up.addr, ""), POLICY, false).await;
     // Every family has series from the start (a labelled family without any is not exported).
-    let code: BTreeSet<String> = proxy
+    let mut code: BTreeSet<String> = proxy
         .app
         .shared
         .registry
@@ -424,6 +424,18 @@ async fn metric_names_in_code_and_readme_agree() {
         .iter()
         .map(|f| f.name().to_owned())
         .collect();
+    // The etcd store's families, exported only with `policy.store: etcd` (docs/contract.md §9).
+    let reg = prometheus::Registry::new();
+    let m = vpcguard::metrics::Metrics::register(&reg).unwrap();
+    m.store.register(&reg).unwrap();
+    let store: Vec<String> = reg
+        .gather()
+        .iter()
+        .map(|f| f.name().to_owned())
+        .filter(|n| n.starts_with("vpcguard_policy_store_"))
+        .collect();
+    assert_eq!(store.len(), 3, "{store:?}");
+    code.extend(store);
     assert!(code.contains("vpcguard_requests_total") && code.contains("process_cpu_seconds_total"));
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();

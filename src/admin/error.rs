@@ -25,6 +25,9 @@ pub enum ErrorKind {
     Quota,
     /// 500 `UC.00010005`: the change could not be written.
     Internal,
+    /// 503 `UC.00010005`: the policy store (etcd) is unreachable; nothing was written
+    /// (docs/contract.md §7, §11).
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -36,6 +39,7 @@ impl ErrorKind {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -47,7 +51,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "UC.00011005",
             ErrorKind::Conflict => "UC.00011009",
             ErrorKind::Quota => "UC.00011036",
-            ErrorKind::Internal => "UC.00010005",
+            ErrorKind::Internal | ErrorKind::Unavailable => "UC.00010005",
         }
     }
 }
@@ -95,14 +99,18 @@ impl From<WriteError> for ApiError {
         let kind = match &e {
             WriteError::Unreadable { .. }
             | WriteError::EditedInvalid(_)
-            | WriteError::Edited { .. } => ErrorKind::Conflict,
+            | WriteError::Edited { .. }
+            | WriteError::Contended => ErrorKind::Conflict,
+            WriteError::StoreUnavailable(_) => ErrorKind::Unavailable,
+            WriteError::TooLarge { .. } => ErrorKind::BadParam,
             WriteError::Invalid(PolicyError::TooManyEndpoints { .. }) => ErrorKind::Quota,
             WriteError::Invalid(PolicyError::DuplicateId { .. }) => ErrorKind::Conflict,
             WriteError::Invalid(PolicyError::Render(_)) => ErrorKind::Internal,
             WriteError::Invalid(_) => ErrorKind::BadParam,
-            WriteError::Render(_) | WriteError::Write { .. } | WriteError::Stopped => {
-                ErrorKind::Internal
-            }
+            WriteError::Render(_)
+            | WriteError::Write { .. }
+            | WriteError::Stopped
+            | WriteError::Unapplied { .. } => ErrorKind::Internal,
         };
         ApiError::new(kind, e.to_string())
     }

@@ -209,6 +209,8 @@ async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
 async fn readyz(State(st): State<AdminState>) -> impl IntoResponse {
     if st.shared.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else if !st.shared.is_policy_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "rules not loaded\n")
     } else {
         (StatusCode::OK, "ready\n")
     }
@@ -224,6 +226,10 @@ async fn status(State(st): State<AdminState>) -> impl IntoResponse {
         "config_sha256": cur.config_sha256,
         "policy_sha256": cur.policy_sha256,
         "draining": st.shared.is_draining(),
+        "store": st.shared.store_status().map_or_else(
+            || serde_json::json!({"kind": "file"}),
+            |s| serde_json::json!(s),
+        ),
         "last_reload": st.shared.last_reload(),
         "entries": {
             "tenant": c.tenants, "vpcep": c.vpceps, "ip_range": c.ip_ranges,

@@ -133,7 +133,11 @@ impl Fingerprint {
     pub fn read(config_path: &Path, config: &Config) -> Fingerprint {
         Fingerprint {
             config: hash_file(config_path),
-            policy: hash_file(&config.policy.path),
+            policy: match config.policy.store {
+                super::model::Store::File => hash_file(&config.policy.path),
+                // The policy is in etcd: no file of it to watch.
+                super::model::Store::Etcd(_) => None,
+            },
             tls: config.listen.tls.as_ref().and_then(tls_hashes),
         }
     }
@@ -198,14 +202,28 @@ pub fn load_as(path: &Path, phase: Phase) -> Result<Loaded, ConfigError> {
     let text = read(path)?;
     let config = parse(&text, path)?;
     let config_sha256 = sha256_hex(text.as_bytes());
-    let (policy, policy_sha256) = load_policy(&config)?;
+    let (policy, policy_sha256) = match config.policy.store {
+        super::model::Store::File => load_policy(&config)?,
+        // The etcd store publishes its policy once it has read it (docs/contract.md §11); until
+        // then this empty placeholder is in force and the instance is not ready.
+        super::model::Store::Etcd(_) => {
+            let text = "tenants: []\n";
+            let snapshot = compile_policy(text, &config).map_err(|source| ConfigError::Policy {
+                path: config.policy.path.clone(),
+                source,
+            })?;
+            (snapshot, sha256_hex(text.as_bytes()))
+        }
+    };
+    let policy_file = matches!(config.policy.store, super::model::Store::File);
     // Hash the TLS files *before* loading them: if they change in between, the stored fingerprint
     // is the older one and the next watch event still sees a difference.
     let fingerprint = Fingerprint {
         config: Some(Sha256::digest(text.as_bytes()).into()),
         policy: hex::decode(&policy_sha256)
             .ok()
-            .and_then(|v| <[u8; 32]>::try_from(v).ok()),
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .filter(|_| policy_file),
         tls: config.listen.tls.as_ref().and_then(tls_hashes),
     };
     let tls_error = |(p, source)| ConfigError::Tls { path: p, source };

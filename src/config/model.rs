@@ -124,9 +124,45 @@ pub struct Vpcep {
 /// `policy:`
 #[derive(Debug, Clone)]
 pub struct PolicySettings {
+    /// Where the policy lives (docs/contract.md §11).
+    pub store: Store,
+    /// The policy file (`store: file`).
     pub path: PathBuf,
     pub unknown_tenant_allow: bool,
     pub mode: Mode,
+}
+
+/// `policy.store`: the policy file (the default) or etcd (docs/contract.md §11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// `policy.path`, written back by the admin API.
+    File,
+    /// The keys under `policy.etcd.prefix`.
+    Etcd(Box<EtcdSettings>),
+}
+
+/// `policy.etcd:`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// At least one `http://` or `https://` URL.
+    pub endpoints: Vec<String>,
+    /// Non-empty, ends with `/`.
+    pub prefix: String,
+    pub dial_timeout: Duration,
+    pub request_timeout: Duration,
+    /// The last applied policy, written atomically; `None` disables it.
+    pub cache: Option<PathBuf>,
+    pub tls: Option<EtcdTlsFiles>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+/// `policy.etcd.tls`, resolved against the config directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTlsFiles {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// `limits:`

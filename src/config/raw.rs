@@ -200,9 +200,42 @@ pub enum TenantRule {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    pub store: Option<Spanned<StoreKind>>,
     pub path: Option<String>,
+    pub etcd: Option<Spanned<Etcd>>,
     pub unknown_tenant: Option<UnknownTenant>,
     pub mode: Option<Mode>,
+}
+
+/// `policy.store`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    File,
+    Etcd,
+}
+
+/// `policy.etcd:` (docs/contract.md §11)
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Etcd {
+    pub endpoints: Option<Vec<Spanned<String>>>,
+    pub prefix: Option<Spanned<String>>,
+    pub dial_timeout: Option<Spanned<Dur>>,
+    pub request_timeout: Option<Spanned<Dur>>,
+    pub cache: Option<Option<String>>,
+    pub tls: Option<EtcdTls>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+}
+
+/// `policy.etcd.tls:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdTls {
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 /// `policy.unknown_tenant`

@@ -170,6 +170,30 @@ impl ReloadFile {
     }
 }
 
+/// `policy_store_errors_total{op}`: which etcd call failed (docs/contract.md §9, §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    /// The read of the prefix (or connecting for it).
+    Range,
+    /// The watch.
+    Watch,
+    /// A guarded write.
+    Txn,
+}
+
+impl StoreOp {
+    /// Every value.
+    pub const ALL: [StoreOp; 3] = [Self::Range, Self::Watch, Self::Txn];
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Range => "range",
+            Self::Watch => "watch",
+            Self::Txn => "txn",
+        }
+    }
+}
+
 /// `request_rejects_total{reason}`: a request refused as malformed or ambiguous before it was
 /// judged (docs/contract.md §4.0) — a protocol error, not an access decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

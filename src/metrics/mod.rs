@@ -8,7 +8,7 @@ mod labels;
 
 pub use labels::{
     AdminRoute, DecisionLabel, RejectReason, ReloadFile, RequestReason, RequestRejectReason,
-    StreamSide, UpstreamConnState, UpstreamErrorKind,
+    StoreOp, StreamSide, UpstreamConnState, UpstreamErrorKind,
 };
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -53,6 +53,8 @@ pub struct Metrics {
     pub stream_timeouts_total: IntCounterVec,
     /// Its children, resolved once (each exchange holds a clone).
     pub stream_timeouts: StreamTimeouts,
+    /// The etcd store's families, registered only with `policy.store: etcd`.
+    pub store: StoreMetrics,
     /// The hot-path children of the `*_total` families, resolved once.
     resolved: Resolved,
 }
@@ -133,6 +135,51 @@ impl StreamTimeouts {
 /// The `kind` values of `policy_entries`.
 pub const POLICY_ENTRY_KINDS: &[&str] = &["tenant", "vpcep", "ip_range", "connection", "project"];
 
+/// `policy_store_*` (docs/contract.md §9, §11): exported only by an instance whose policy lives in
+/// etcd, so a file-store fleet has no store series to alert on.
+#[derive(Clone, Debug)]
+pub struct StoreMetrics {
+    /// 1 while the last etcd call succeeded and the watch runs.
+    pub up: IntGauge,
+    /// The etcd revision of the records read so far.
+    pub revision: IntGauge,
+    /// Failed etcd calls, by [`StoreOp`].
+    pub errors_total: IntCounterVec,
+}
+
+impl StoreMetrics {
+    fn new() -> prometheus::Result<StoreMetrics> {
+        Ok(StoreMetrics {
+            up: IntGauge::with_opts(opts(
+                "policy_store_up",
+                "1 while the policy store (etcd) answers and is watched.",
+            ))?,
+            revision: IntGauge::with_opts(opts(
+                "policy_store_revision",
+                "The etcd revision of the policy records read so far.",
+            ))?,
+            errors_total: IntCounterVec::new(
+                opts(
+                    "policy_store_errors_total",
+                    "Failed policy store (etcd) calls, by operation.",
+                ),
+                &["op"],
+            )?,
+        })
+    }
+
+    /// Register the families on `reg` and pre-create every `op`.
+    pub fn register(&self, reg: &Registry) -> prometheus::Result<()> {
+        reg.register(Box::new(self.up.clone()))?;
+        reg.register(Box::new(self.revision.clone()))?;
+        reg.register(Box::new(self.errors_total.clone()))?;
+        for op in StoreOp::ALL {
+            self.errors_total.with_label_values(&[op.as_str()]).reset();
+        }
+        Ok(())
+    }
+}
+
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("vpcguard")
 }
@@ -175,6 +222,7 @@ impl Metrics {
         )?;
         let m = Metrics {
             stream_timeouts: StreamTimeouts::new(&stream_timeouts_total)?,
+            store: StoreMetrics::new()?,
             stream_timeouts_total,
             resolved: Resolved::new(
                 &requests_total,

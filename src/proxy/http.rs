@@ -82,6 +82,11 @@ async fn route(
     record: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let cfg = &current.config;
+    // No rules in force yet (etcd store, etcd unreachable at start, no cache): 503, not a
+    // verdict from the empty placeholder (docs/contract.md §11 "Faults").
+    if !shared.is_policy_ready() {
+        return Err(Refusal::unavailable("policy_not_loaded"));
+    }
     let enforce = cfg.policy.mode == Mode::Enforce;
     let peer_trusted = cfg.client_ip.trusted_proxies.contains(conn.conn_ip);
     // 0. The canonical request: everything below reads, and the upstream receives, exactly it

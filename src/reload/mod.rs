@@ -46,6 +46,8 @@ pub enum Trigger {
     Admin,
     /// A policy change through the admin API (or a pending marker being recorded).
     Api,
+    /// A change in the policy store (etcd), by any instance or by hand.
+    Store,
 }
 
 impl Trigger {
@@ -55,6 +57,7 @@ impl Trigger {
             Trigger::Signal => "signal",
             Trigger::Admin => "admin",
             Trigger::Api => "api",
+            Trigger::Store => "store",
         }
     }
 }
@@ -70,9 +73,10 @@ pub enum Outcome {
     Failed { error: String },
 }
 
-/// A change to the policy file, applied by the writer to the freshest version of it. `false`
-/// means the change refused itself (its own error is in the caller's slot): nothing is written.
-type Mutation = Box<dyn FnOnce(&mut PolicyFile) -> bool + Send>;
+/// A change to the policy, applied by the writer to the freshest version of it. `false` means
+/// the change refused itself (its own error is in the caller's slot): nothing is written. The
+/// etcd store may run it again on a newer version when a concurrent write won (`FnMut`).
+pub type Mutation = Box<dyn FnMut(&mut PolicyFile) -> bool + Send>;
 
 /// Why an admin write (or a pending marker) was not applied. Nothing was written or published.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,21 @@ pub enum WriteError {
     /// The writer task is gone (shutting down) or its blocking thread panicked.
     #[error("the policy writer has stopped")]
     Stopped,
+    /// The policy store (etcd) is unreachable: nothing was written; the rules in force keep
+    /// serving (docs/contract.md §11). Answered 503 `UC.00010005`.
+    #[error("the policy store is unavailable: {0}")]
+    StoreUnavailable(String),
+    /// Concurrent writes through other instances kept winning until `request_timeout`; nothing
+    /// was written, retry.
+    #[error("the policy store kept changing under this write; nothing was written, retry")]
+    Contended,
+    /// The change touches more records than one etcd transaction may hold.
+    #[error("the change touches {changes} records; one write may change at most {max}")]
+    TooLarge { changes: usize, max: usize },
+    /// Committed in the store at `revision`, but not applied by this instance within
+    /// `request_timeout` (the store's state after it does not validate, or the watch lags).
+    #[error("committed at etcd revision {revision} but not yet applied here")]
+    Unapplied { revision: i64 },
 }
 
 /// The options a policy is compiled under.

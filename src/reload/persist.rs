@@ -29,7 +29,7 @@ pub(super) fn write_mutation(
     config: &Config,
     current: &Snapshot,
     current_sha: &str,
-    apply: Mutation,
+    mut apply: Mutation,
 ) -> Result<Option<Written>, WriteError> {
     let path = &config.policy.path;
     let text = std::fs::read_to_string(path).map_err(|source| WriteError::Unreadable {

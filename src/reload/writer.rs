@@ -13,9 +13,11 @@ use super::persist::{self, remove_stale_temp_files};
 use super::{Mutation, Outcome, Trigger, WriteError, restart_needed};
 use crate::config::Config;
 use crate::config::load::{ConfigError, Fingerprint, Loaded, Phase};
+use crate::config::model::Store;
 use crate::metrics::ReloadFile;
 use crate::policy::{Connection, ConnectionStatus, Located, PolicyFile};
 use crate::state::{LastReload, PendingSeen, Shared};
+use crate::store::{Backend, StoreUpdate};
 
 enum Command {
     Reload {
@@ -24,7 +26,7 @@ enum Command {
     },
     Mutate {
         apply: Mutation,
-        reply: oneshot::Sender<Result<Option<u64>, WriteError>>,
+        reply: oneshot::Sender<Result<Done, WriteError>>,
     },
 }
 
@@ -32,6 +34,18 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Command>,
+    /// Where the policy lives: the writer's seam (`store`).
+    backend: Backend,
+}
+
+/// What a served mutation came to.
+#[derive(Debug)]
+enum Done {
+    /// Written and published, or refused by the mutation itself: nothing more to wait for.
+    Finished,
+    /// Committed in etcd at this revision; the caller waits until it is published here.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    Committed(i64),
 }
 
 impl std::fmt::Debug for Command {
@@ -49,14 +63,41 @@ const QUEUE: usize = 256;
 impl Writer {
     /// Start the writer task for the config at `config_path`.
     pub fn spawn(shared: Arc<Shared>, config_path: PathBuf) -> Writer {
-        remove_stale_temp_files(&shared.current().config.policy.path);
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer { tx };
+        let (store_tx, store_rx) = mpsc::channel(QUEUE);
+        let backend = match shared.current().config.policy.store.clone() {
+            Store::File => {
+                drop(store_tx);
+                remove_stale_temp_files(&shared.current().config.policy.path);
+                Backend::File
+            }
+            #[cfg(feature = "etcd")]
+            Store::Etcd(settings) => Backend::Etcd(crate::store::etcd::EtcdStore::spawn(
+                shared.clone(),
+                *settings,
+                store_tx,
+            )),
+            #[cfg(not(feature = "etcd"))]
+            Store::Etcd(_) => {
+                // Config validation refuses `store: etcd` in a build without the feature.
+                drop(store_tx);
+                Backend::File
+            }
+        };
+        let writer = Writer {
+            tx,
+            backend: backend.clone(),
+        };
         if let Some(pending) = shared.take_pending_queue() {
             tokio::spawn(persist_pending(pending, shared.clone(), writer.clone()));
         }
-        tokio::spawn(run(rx, shared, config_path));
+        tokio::spawn(run(rx, store_rx, shared, config_path, backend));
         writer
+    }
+
+    /// The policy store this writer writes to.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Reload now and wait for the outcome.
@@ -76,13 +117,14 @@ impl Writer {
         })
     }
 
-    /// Apply `f` to the policy file, validate, persist atomically, publish. The outer `Result` is
-    /// the writer's (`Ok` means the change is on disk and enforced, or `f` refused it and nothing
-    /// was written); the inner one is `f`'s own. `f` sees the file as it is on disk now (hand
-    /// edits included).
+    /// Apply `f` to the policy, validate, persist (atomically, or in one guarded etcd
+    /// transaction), publish. The outer `Result` is the writer's (`Ok` means the change is
+    /// stored and enforced by this instance, or `f` refused it and nothing was written); the
+    /// inner one is `f`'s own. `f` sees the policy as it is stored now (hand edits included);
+    /// with etcd it may run again on a newer version when another instance wrote first.
     pub async fn mutate<R, E>(
         &self,
-        f: impl FnOnce(&mut PolicyFile) -> Result<R, E> + Send + 'static,
+        mut f: impl FnMut(&mut PolicyFile) -> Result<R, E> + Send + 'static,
     ) -> Result<Result<R, E>, WriteError>
     where
         R: Send + 'static,
@@ -103,7 +145,15 @@ impl Writer {
             .send(Command::Mutate { apply, reply })
             .await
             .map_err(|_| WriteError::Stopped)?;
-        rx.await.map_err(|_| WriteError::Stopped)??;
+        let done = rx.await.map_err(|_| WriteError::Stopped)??;
+        match (done, &self.backend) {
+            (Done::Finished, _) => {}
+            #[cfg(feature = "etcd")]
+            (Done::Committed(revision), Backend::Etcd(store)) => {
+                store.wait_applied(revision).await?;
+            }
+            (Done::Committed(_), _) => {}
+        }
         let r = slot.lock().ok().and_then(|mut g| g.take());
         r.ok_or(WriteError::Stopped)
     }
@@ -121,18 +171,36 @@ impl Writer {
 struct Task {
     shared: Arc<Shared>,
     config_path: PathBuf,
+    backend: Backend,
     /// The fingerprint of the last version that failed, so the watcher does not re-report the
     /// same broken files on every unrelated event in their directory.
     last_failed: Option<Fingerprint>,
 }
 
-async fn run(mut rx: mpsc::Receiver<Command>, shared: Arc<Shared>, config_path: PathBuf) {
+async fn run(
+    mut rx: mpsc::Receiver<Command>,
+    mut store_rx: mpsc::Receiver<StoreUpdate>,
+    shared: Arc<Shared>,
+    config_path: PathBuf,
+    backend: Backend,
+) {
     let mut task = Task {
         shared,
         config_path,
+        backend,
         last_failed: None,
     };
-    while let Some(cmd) = rx.recv().await {
+    loop {
+        let cmd = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => cmd,
+                None => return,
+            },
+            Some(update) = store_rx.recv() => {
+                task.store_update(update);
+                continue;
+            }
+        };
         match cmd {
             Command::Reload { trigger, reply } => {
                 let outcome = task.reload(trigger).await;
@@ -148,7 +216,49 @@ async fn run(mut rx: mpsc::Receiver<Command>, shared: Arc<Shared>, config_path: 
 }
 
 impl Task {
-    async fn mutate(&mut self, apply: Mutation) -> Result<Option<u64>, WriteError> {
+    async fn mutate(&mut self, apply: Mutation) -> Result<Done, WriteError> {
+        match &self.backend {
+            Backend::File => self.mutate_file(apply).await.map(|_| Done::Finished),
+            #[cfg(feature = "etcd")]
+            Backend::Etcd(store) => Ok(match store.mutate(apply).await? {
+                Some(revision) => Done::Committed(revision),
+                None => Done::Finished,
+            }),
+        }
+    }
+
+    /// Publish what the policy store sent (docs/contract.md §11): a valid state becomes the
+    /// next generation; an invalid one changes nothing and is counted and reported.
+    fn store_update(&mut self, update: StoreUpdate) {
+        match update {
+            StoreUpdate::Publish {
+                snapshot,
+                sha256,
+                revision,
+            } => {
+                let generation = self.shared.publish_policy(*snapshot, sha256);
+                let m = &self.shared.metrics;
+                m.config_reloads_total
+                    .with_label_values(&[ReloadFile::Policy.as_str(), "success"])
+                    .inc();
+                m.config_last_reload_successful.set(1);
+                m.config_last_reload_success_timestamp_seconds
+                    .set(i64::try_from(crate::time::unix_now()).unwrap_or(i64::MAX));
+                tracing::info!(generation, revision, "policy from the store published");
+                self.record(Trigger::Store, "success", generation, None);
+                #[cfg(feature = "etcd")]
+                if let Backend::Etcd(store) = &self.backend {
+                    store.mark_applied(revision);
+                }
+            }
+            StoreUpdate::Invalid { error, revision } => {
+                tracing::error!(revision, "the policy store holds an invalid policy");
+                self.count_failure(Trigger::Store, ReloadFile::Policy, error);
+            }
+        }
+    }
+
+    async fn mutate_file(&mut self, apply: Mutation) -> Result<Option<u64>, WriteError> {
         let cur = self.shared.current();
         let (config, snapshot, sha) = (
             cur.config.clone(),
@@ -195,7 +305,24 @@ impl Task {
         let phase = Phase::Reload {
             self_signed: cur.tls_self_signed,
         };
-        let loaded = blocking(move || crate::config::load_as(&path, phase)).await;
+        let current_policy = cur.policy.clone();
+        let current_sha = cur.policy_sha256.clone();
+        let loaded = blocking(move || {
+            let mut loaded = crate::config::load_as(&path, phase)?;
+            if loaded.config.policy.store != Store::File {
+                // The policy is the store's: keep it, compiled under the new config's options.
+                let opts = super::compile_options(&loaded.config);
+                let snapshot = crate::policy::Snapshot::compile(current_policy.file(), &opts)
+                    .map_err(|source| ConfigError::Policy {
+                        path: loaded.config.policy.path.clone(),
+                        source,
+                    })?;
+                loaded.policy = Arc::new(snapshot);
+                loaded.policy_sha256 = current_sha;
+            }
+            Ok::<_, ConfigError>(loaded)
+        })
+        .await;
         match loaded {
             Some(Ok(loaded)) => self.publish(trigger, loaded, &cur.config, &cur.fingerprint),
             Some(Err(e)) => {
@@ -361,7 +488,7 @@ async fn persist_pending(mut rx: mpsc::Receiver<PendingSeen>, shared: Arc<Shared
                 if pending >= limit {
                     return Err(NotWritten::Full);
                 }
-                svc.connections.push(record);
+                svc.connections.push(record.clone());
                 Ok(())
             })
             .await;

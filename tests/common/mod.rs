@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 pub mod admin;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -128,7 +128,7 @@ pub(super) async fn create(
             let tenant_id = enterprise_id.clone();
             let saved = st
                 .writer
-                .mutate(move |f| create_entry(f, &tenant_id, entry, id.is_none()))
+                .mutate(move |f| create_entry(f, &tenant_id, entry.clone(), id.is_none()))
                 .await??;
             Ok(axum::Json(dto(&saved, &enterprise_id)?).into_response())
         }
@@ -163,7 +163,7 @@ pub(super) async fn update(
                 .writer
                 .mutate(move |f| {
                     let e = entry_mut(f, &tenant_id, &id)?;
-                    apply(e, b)?;
+                    apply(e, clone_changes(&b))?;
                     Ok::<_, ApiError>(e.clone())
                 })
                 .await??;

@@ -78,7 +78,7 @@ pub(super) async fn add(State(st): State<AdminState>, headers: HeaderMap, body: 
                 new_endpoints(b, region, creator, &crate::time::now_rfc3339())?;
             let total = st
                 .writer
-                .mutate(move |f| add_endpoints(f, &enterprise_id, new))
+                .mutate(move |f| add_endpoints(f, &enterprise_id, new.clone()))
                 .await??;
             Ok(ok_json(json!({"status": "ok", "total": total})))
         }

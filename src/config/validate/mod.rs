@@ -13,8 +13,8 @@ use http::uri::Scheme;
 use serde_saphyr::{Location, Spanned};
 
 use super::model::{
-    Admin, Config, Invalid, Limits, Listen, Log, PolicySettings, TlsFiles, TlsVersion, Token,
-    Upstream, UpstreamProtocol, Vpcep,
+    Admin, Config, EtcdSettings, EtcdTlsFiles, Invalid, Limits, Listen, Log, PolicySettings, Store,
+    TlsFiles, TlsVersion, Token, Upstream, UpstreamProtocol, Vpcep,
 };
 use super::raw;
 use crate::identity::client_ip::{ClientIpConfig, ForwardHeader, NetList};
@@ -77,7 +77,7 @@ impl Config {
             client_ip: client_ip(raw.client_ip)?,
             vpcep: vpcep(raw.vpcep)?,
             tenant,
-            policy: policy(raw.policy, base_dir),
+            policy: policy(raw.policy, base_dir)?,
             routes: routes(raw.routes)?.fold_case(fold),
             requests,
             self_check_path,
@@ -315,12 +315,114 @@ fn vpcep(raw: raw::Vpcep) -> Result<Vpcep, Invalid> {
     })
 }
 
-fn policy(raw: raw::Policy, base: &Path) -> PolicySettings {
-    PolicySettings {
+fn policy(raw: raw::Policy, base: &Path) -> Result<PolicySettings, Invalid> {
+    let store = match (raw.store.map(|s| (s.value, s.referenced)), raw.etcd) {
+        (Some((raw::StoreKind::Etcd, at)), etcd) => {
+            if !cfg!(feature = "etcd") {
+                return invalid(
+                    &at,
+                    "policy.store",
+                    "this build has no etcd store; use a build with the cargo feature `etcd` (the Docker image has it)",
+                );
+            }
+            Store::Etcd(Box::new(etcd_settings(
+                etcd.map(|e| e.value).unwrap_or_default(),
+                base,
+            )?))
+        }
+        (_, Some(etcd)) => {
+            return invalid(
+                &etcd.referenced,
+                "policy.etcd",
+                "only with `policy.store: etcd`",
+            );
+        }
+        (_, None) => Store::File,
+    };
+    Ok(PolicySettings {
+        store,
         path: base.join(raw.path.unwrap_or_else(|| "policy.yaml".to_owned())),
         unknown_tenant_allow: raw.unknown_tenant == Some(raw::UnknownTenant::Allow),
         mode: raw.mode.unwrap_or_default(),
+    })
+}
+
+/// `policy.etcd` (docs/contract.md §2, §11).
+fn etcd_settings(raw: raw::Etcd, base: &Path) -> Result<EtcdSettings, Invalid> {
+    let endpoints = match raw.endpoints {
+        None => vec!["http://127.0.0.1:2379".to_owned()],
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for e in list {
+                let ok = ["http://", "https://"]
+                    .iter()
+                    .any(|s| e.value.len() > s.len() && e.value.starts_with(s));
+                if !ok {
+                    return invalid(
+                        &e.referenced,
+                        "policy.etcd.endpoints",
+                        "each endpoint is an http:// or https:// URL",
+                    );
+                }
+                out.push(e.value);
+            }
+            out
+        }
+    };
+    if endpoints.is_empty() {
+        return Err(Invalid {
+            pos: None,
+            field: "policy.etcd.endpoints",
+            message: "name at least one endpoint".to_owned(),
+        });
     }
+    let prefix = match raw.prefix {
+        None => "/vpcguard/".to_owned(),
+        Some(p) if p.value.is_empty() || !p.value.ends_with('/') => {
+            return invalid(
+                &p.referenced,
+                "policy.etcd.prefix",
+                "must be non-empty and end with '/', e.g. \"/vpcguard/\"",
+            );
+        }
+        Some(p) => p.value,
+    };
+    let tls = raw.tls.map(|t| EtcdTlsFiles {
+        ca: t.ca.map(|p| base.join(p)),
+        cert: t.cert.map(|p| base.join(p)),
+        key: t.key.map(|p| base.join(p)),
+    });
+    if let Some(t) = &tls {
+        if t.cert.is_some() != t.key.is_some() {
+            return Err(Invalid {
+                pos: None,
+                field: "policy.etcd.tls",
+                message: "give both cert and key, or neither".to_owned(),
+            });
+        }
+    }
+    Ok(EtcdSettings {
+        endpoints,
+        prefix,
+        dial_timeout: not_zero(
+            raw.dial_timeout,
+            Duration::from_secs(2),
+            "policy.etcd.dial_timeout",
+        )?,
+        request_timeout: not_zero(
+            raw.request_timeout,
+            Duration::from_secs(5),
+            "policy.etcd.request_timeout",
+        )?,
+        cache: match raw.cache {
+            None => Some(base.join("policy.cache.yaml")),
+            Some(None) => None,
+            Some(Some(p)) => Some(base.join(p)),
+        },
+        tls,
+        username: raw.username,
+        password_file: raw.password_file.map(|p| base.join(p)),
+    })
 }
 
 fn limits(raw: raw::Limits) -> Result<Limits, Invalid> {
