@@ -73,12 +73,57 @@ pub async fn handle(
     Ok(record.attach(resp))
 }
 
-/// The request stages in order; returns the response to send, or why the proxy answers itself.
+/// Most of a refused request's body that is read and discarded before the refusal is sent, and
+/// how long that may take.
+const DRAIN_BYTES: usize = 64 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`judge_and_forward`], with the body held aside: a refused request's body is drained (at most
+/// [`DRAIN_BYTES`] within [`DRAIN_TIME`]) before the refusal goes out. Without that, hyper closes
+/// a connection whose request body was not read, the kernel answers the unread bytes with a
+/// reset, and the client often loses the 403 (measured: 14 of 40 TLS POSTs got no answer).
 async fn route(
     shared: &Shared,
     current: &Generation,
     conn: &ConnInfo,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
+    record: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    let req = Request::from_parts(parts, ());
+    let result = judge_and_forward(shared, current, conn, req, &mut body, record).await;
+    if result.is_err()
+        && let Some(b) = body
+    {
+        drain(b).await;
+    }
+    result
+}
+
+/// Read and discard `body`, bounded by [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    let read = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen = seen.saturating_add(frame.data_ref().map_or(0, |d| d.len()));
+            if seen > DRAIN_BYTES {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
+}
+
+/// The request stages in order; returns the response to send, or why the proxy answers itself.
+/// The body waits in `body` until the request is forwarded.
+async fn judge_and_forward(
+    shared: &Shared,
+    current: &Generation,
+    conn: &ConnInfo,
+    mut req: Request<()>,
+    body: &mut Option<Incoming>,
     record: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let cfg = &current.config;
@@ -216,7 +261,19 @@ async fn route(
         decision: decision_label,
     };
     drop(claim);
-    forward(shared, current, conn, req, canonical, identity, record).await
+    let Some(b) = body.take() else {
+        return Err(Refusal::unavailable("body_taken"));
+    };
+    forward(
+        shared,
+        current,
+        conn,
+        req.map(|()| b),
+        canonical,
+        identity,
+        record,
+    )
+    .await
 }
 
 /// Keep what the access log needs of the decision, and record an unknown marker as pending.

@@ -6,7 +6,6 @@
 use std::net::IpAddr;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 
 use super::headers::host_of;
 use crate::body::{ProxyBody, full};
@@ -22,7 +21,7 @@ use crate::verdict::{self, Described};
 /// `Host`, as for any request).
 pub(super) fn answer(
     current: &Generation,
-    req: &Request<Incoming>,
+    req: &Request<()>,
     path: &str,
     client_ip: IpAddr,
     vpcep: Option<VpcepRef<'_>>,
