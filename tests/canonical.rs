@@ -380,7 +380,7 @@ async fn tenant_rules_fail_closed_and_a_connection_binds_its_tenant() {
     for (name, req, status, code) in cases {
         let connection = name.starts_with("Connection");
         let req = req.clone();
-        let (got, body) = tokio::task::spawn_blocking(move || curl_h2(p, &req))
+        let (got, body) = tokio::task::spawn_blocking(move || curl_as(p, &req, true))
             .await
             .unwrap();
         let want = if connection { 200 } else { *status };
@@ -486,7 +486,7 @@ async fn protocol_errors_have_their_code_exact_body_and_count() {
     // request target's form, transfer codings).
     for (name, req, status, code, msg) in cases.iter().take(3) {
         let req = req.clone();
-        let (got, body) = tokio::task::spawn_blocking(move || curl_h2(p, &req))
+        let (got, body) = tokio::task::spawn_blocking(move || curl_as(p, &req, true))
             .await
             .unwrap();
         assert_eq!(got, *status, "HTTP/2 case {name}: {body}");
@@ -547,7 +547,7 @@ async fn header_hygiene_what_the_upstream_receives() {
         X_Vpcguard_Tenant: other\r\nX-HTTP-Method-Override: DELETE\r\nX-Original-URL: /admin\r\n\
         X-Rewrite-URL: /admin\r\n\r\n";
     let p = proxy.addr();
-    let (status, body) = tokio::task::spawn_blocking(move || curl_h2(p, h2))
+    let (status, body) = tokio::task::spawn_blocking(move || curl_as(p, h2, true))
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
@@ -601,39 +601,10 @@ async fn report_mode_forwards_malformed_identity_headers_as_report_deny() {
     }
 }
 
-/// One request by curl with `--path-as-is` (the target's dot segments and escapes sent as given),
-/// over HTTP/1.1 or HTTP/2 (h2c prior knowledge): status and body.
-fn curl(proxy: SocketAddr, target: &str, client: &str, http2: bool) -> (u16, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "--path-as-is",
-        "--max-time",
-        "10",
-        "-w",
-        "\n%{http_code}",
-    ])
-    .args([
-        "-H",
-        "Host: svc",
-        "-H",
-        &format!("X-Forwarded-For: {client}"),
-    ])
-    .arg(if http2 {
-        "--http2-prior-knowledge"
-    } else {
-        "--http1.1"
-    })
-    .arg(format!("http://{proxy}{target}"));
-    let out = cmd.output().expect("curl is installed (see .ci/run)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').expect("curl wrote the status line");
-    (code.parse().unwrap_or(0), body.to_owned())
-}
-
-/// A raw `GET` request (as [`get`] builds them) sent again by curl over HTTP/2 (h2c prior
-/// knowledge): the same target (`--path-as-is`) and header lines; status and body.
-fn curl_h2(proxy: SocketAddr, request: &str) -> (u16, String) {
+/// A raw `GET` request (as [`get`] builds them) sent again by curl with `--path-as-is` (the
+/// target's dot segments and escapes as given) and the same header lines, over HTTP/1.1 or
+/// HTTP/2 (h2c prior knowledge): status and body.
+fn curl_as(proxy: SocketAddr, request: &str, http2: bool) -> (u16, String) {
     let mut lines = request.split("\r\n");
     let line = lines.next().unwrap();
     let target = line
@@ -649,12 +620,18 @@ fn curl_h2(proxy: SocketAddr, request: &str) -> (u16, String) {
         "-w",
         "\n%{http_code}",
     ])
-    .arg("--http2-prior-knowledge");
+    .arg(if http2 {
+        "--http2-prior-knowledge"
+    } else {
+        "--http1.1"
+    });
     for h in lines.filter(|h| !h.is_empty()) {
         cmd.args(["-H", h]);
     }
     cmd.arg(format!("http://{proxy}{target}"));
-    let out = cmd.output().expect("curl is installed (see .ci/run)");
+    let out = cmd
+        .output()
+        .expect("curl is installed (see scripts/test.sh)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').expect("curl wrote the status line");
     (code.parse().unwrap_or(0), body.to_owned())
@@ -679,8 +656,8 @@ async fn curl_path_as_is_over_http1_and_http2_gets_the_raw_socket_answers() {
         for client in [VIEWER, ALL] {
             let want = raw(p, &get(target, client, "")).await;
             for http2 in [false, true] {
-                let t = target.to_string();
-                let got = tokio::task::spawn_blocking(move || curl(p, &t, client, http2)).await;
+                let req = get(target, client, "");
+                let got = tokio::task::spawn_blocking(move || curl_as(p, &req, http2)).await;
                 let got = got.unwrap();
                 assert_eq!(got, want, "{target} from {client}, http2 {http2}");
                 compared += 1;
