@@ -320,7 +320,11 @@ impl Shared {
 }
 
 fn generation_from(loaded: Loaded, number: u64, metrics: &Metrics) -> Generation {
-    let forwarder = Forwarder::new(&loaded.config.upstream, metrics);
+    let forwarder = Forwarder::new(
+        &loaded.config.upstream,
+        loaded.upstream_tls.clone(),
+        metrics,
+    );
     Generation {
         number,
         config: loaded.config,

@@ -177,13 +177,19 @@ fn watch_one(watcher: &mut dyn Watcher, dir: &Path) {
     }
 }
 
-/// The files a load reads: the config, the policy, and the TLS certificate and key.
+/// The files a load reads: the config, the policy, the TLS certificate and key, and
+/// `upstream.tls`'s files.
 fn watched_files(config_path: &Path, config: &Config) -> Vec<PathBuf> {
     let mut files = vec![config_path.to_path_buf(), config.policy.path.clone()];
     if let Some(t) = &config.listen.tls {
         files.push(t.cert.clone());
         files.push(t.key.clone());
     }
+    files.extend(
+        crate::config::model::upstream_tls_files(config)
+            .into_iter()
+            .map(Path::to_path_buf),
+    );
     files
 }
 

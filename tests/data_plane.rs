@@ -527,6 +527,111 @@ async fn preserve_host_sets_host_for_http1_and_authority_for_h2c_upstreams() {
     }
 }
 
+/// `https://` upstreams (`upstream.tls.ca` trusts the test CA): each TLS connection's ALPN picks
+/// HTTP/2 or HTTP/1.1, and `preserve_host` is honoured on both: the client's host as `:authority`
+/// and no `Host` on h2, as `Host` on HTTP/1.1. An h2 upstream carries every request on one
+/// multiplexed connection; an HTTP/1.1 one reuses pooled connections.
+#[tokio::test]
+async fn https_upstream_alpn_picks_h2_or_http1_and_preserve_host_holds_on_both() {
+    common::install_provider();
+    let pki = common::pki();
+    let host = "svc.example:8443";
+    let cases: [(&str, &[&[u8]], &str); 4] = [
+        ("h2 only", &[b"h2"], "HTTP/2.0"),
+        ("h2 and http/1.1", &[b"h2", b"http/1.1"], "HTTP/2.0"),
+        ("http/1.1 only", &[b"http/1.1"], "HTTP/1.1"),
+        ("no ALPN", &[], "HTTP/1.1"),
+    ];
+    for (name, alpn, version) in cases {
+        for preserve in [true, false] {
+            let (up, accepted) = Upstream::start_tls(&pki.cert_pem, &pki.key_pem, alpn).await;
+            let upstream = format!("localhost:{}", up.addr.port());
+            let config = format!(
+                "upstream:\n  url: \"https://{upstream}\"\n  preserve_host: {preserve}\n  tls: {{ ca: upstream-ca.pem }}\n{STATIC_TENANT}"
+            );
+            let ca = pki.ca_pem.clone();
+            let proxy = TestProxy::start_with(&config, OPEN_POLICY, false, move |dir| {
+                std::fs::write(dir.join("upstream-ca.pem"), ca).unwrap();
+            })
+            .await;
+            let mut sent = 0;
+            for http2 in [false, true, false, true] {
+                let e = get_as_host(proxy.addr(), http2, host).await;
+                sent += 1;
+                let case = format!("{name}, preserve_host {preserve}, client http2 {http2}");
+                let h = &e["headers"];
+                let want = if preserve { host } else { upstream.as_str() };
+                assert_eq!(e["version"], version, "{case}");
+                if version == "HTTP/2.0" {
+                    assert_eq!(e["authority"], want, "{case}: :authority");
+                    // RFC 9113 §8.3.1: the host travels in :authority, never also as Host.
+                    assert!(h.get("host").is_none(), "{case}: {h}");
+                } else {
+                    assert_eq!(h["host"], serde_json::json!([want]), "{case}");
+                }
+            }
+            let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+            if version == "HTTP/2.0" {
+                assert_eq!(
+                    n, 1,
+                    "{name}: one multiplexed connection carried {sent} requests"
+                );
+            } else {
+                assert!(
+                    n < sent,
+                    "{name}: {n} connections for {sent} sequential requests"
+                );
+            }
+        }
+    }
+}
+
+/// An `https://` upstream whose certificate the configured CA did not sign is not reached: 502
+/// `VG.00050201`, counted as a connect error. Renaming the right CA over `upstream.tls.ca` is a
+/// reload (the watcher fingerprints it), after which the upstream is reached.
+#[tokio::test]
+async fn https_upstream_with_an_untrusted_certificate_is_a_502_until_its_ca_is_rotated_in() {
+    common::install_provider();
+    let (trusted, other) = (common::pki(), common::pki());
+    let (up, accepted) =
+        Upstream::start_tls(&other.cert_pem, &other.key_pem, &[b"h2", b"http/1.1"]).await;
+    let config = format!(
+        "upstream:\n  url: \"https://localhost:{}\"\n  tls: {{ ca: upstream-ca.pem }}\n{STATIC_TENANT}",
+        up.addr.port()
+    );
+    let ca = trusted.ca_pem.clone();
+    let proxy = TestProxy::start_with(&config, OPEN_POLICY, false, move |dir| {
+        std::fs::write(dir.join("upstream-ca.pem"), ca).unwrap();
+    })
+    .await;
+    let r = proxy
+        .client(false)
+        .get(format!("{}/x", proxy.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(error_code(&r.text().await.unwrap()), "VG.00050201");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let (_, metrics) = proxy.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("vpcguard_upstream_errors_total{kind=\"connect\"} 1"),
+        "{metrics}"
+    );
+    let tmp = proxy.path("upstream-ca.pem.tmp");
+    std::fs::write(&tmp, &other.ca_pem).unwrap();
+    std::fs::rename(&tmp, proxy.path("upstream-ca.pem")).unwrap();
+    proxy.wait_generation(2).await;
+    let r = proxy
+        .client(false)
+        .get(format!("{}/x", proxy.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the rotated CA is in force");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 /// The h2c client keeps one multiplexed upstream connection for sequential and concurrent
 /// requests, closes it after `upstream.idle_timeout` with nothing on it, and dials again after.
 #[tokio::test]

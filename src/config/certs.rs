@@ -12,7 +12,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::model::TlsFiles;
+use super::model::{ClientTlsFiles, TlsFiles};
 
 /// Why a certificate pair could not be used. Startup exits 78 on it; a reload keeps the old pair.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +103,54 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey
         .map_err(|e| TlsError::Mismatch(e.to_string()))
 }
 
+/// The TLS client configuration for an `https://` upstream (`upstream.tls`): trust the PEM
+/// bundle `ca` (when given) instead of the webpki roots, and present `cert`/`key` (when given).
+/// No ALPN is set: the forwarder sets what each of its clients offers.
+pub fn upstream_client_config(
+    files: Option<&ClientTlsFiles>,
+) -> Result<Arc<rustls::ClientConfig>, (PathBuf, TlsError)> {
+    let mut roots = rustls::RootCertStore::empty();
+    match files.and_then(|f| f.ca.as_ref()) {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(ca) => {
+            let pem = std::fs::read(ca).map_err(|e| (ca.clone(), TlsError::Read(e)))?;
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| (ca.clone(), TlsError::Cert(e.to_string())))?;
+            if certs.is_empty() {
+                let e = TlsError::Cert("the file holds no CERTIFICATE block".to_owned());
+                return Err((ca.clone(), e));
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| (ca.clone(), TlsError::Cert(e.to_string())))?;
+            }
+        }
+    }
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| (PathBuf::new(), TlsError::Mismatch(e.to_string())))?
+        .with_root_certificates(roots);
+    let config = match files.and_then(|f| f.cert.as_ref().zip(f.key.as_ref())) {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let ck = load_pair(cert, key)?;
+            let der = PrivateKeyDer::from_pem_slice(
+                &std::fs::read(key).map_err(|e| (key.clone(), TlsError::Read(e)))?,
+            )
+            .map_err(|e| (key.clone(), TlsError::Key(e.to_string())))?;
+            builder
+                .with_client_auth_cert(ck.cert.clone(), der)
+                .map_err(|e| (cert.clone(), TlsError::Mismatch(e.to_string())))?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
 /// A self-signed certificate for `names`, generated in memory.
 pub fn self_signed(names: &[String]) -> Result<Arc<CertifiedKey>, TlsError> {
     let ck = rcgen::generate_simple_self_signed(names.to_vec())
@@ -133,6 +181,43 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, TlsError::Mismatch(_)), "{err:?}");
+    }
+
+    #[test]
+    fn upstream_ca_missing_empty_or_garbage_is_an_error_at_its_path() {
+        install();
+        let dir = tempfile::tempdir().unwrap();
+        let files = |ca: &str| ClientTlsFiles {
+            ca: Some(dir.path().join(ca)),
+            cert: None,
+            key: None,
+        };
+        std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+        std::fs::write(
+            dir.path().join("junk.pem"),
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let (path, e) = upstream_client_config(Some(&files("absent.pem"))).unwrap_err();
+        assert!(
+            path.ends_with("absent.pem") && matches!(e, TlsError::Read(_)),
+            "{e:?}"
+        );
+        for name in ["empty.pem", "junk.pem"] {
+            let (path, e) = upstream_client_config(Some(&files(name))).unwrap_err();
+            assert!(
+                path.ends_with(name) && matches!(e, TlsError::Cert(_)),
+                "{name}: {e:?}"
+            );
+        }
+        let ck = rcgen::generate_simple_self_signed(vec!["x".to_owned()]).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ck.cert.pem()).unwrap();
+        let config = upstream_client_config(Some(&files("ca.pem"))).unwrap();
+        assert!(
+            config.alpn_protocols.is_empty(),
+            "the forwarder sets ALPN per client"
+        );
+        assert!(upstream_client_config(None).is_ok(), "the webpki roots");
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub struct Loaded {
     /// True when no certificate files exist and the self-signed certificate is served (generated
     /// by this load at startup, kept by a reload).
     pub tls_self_signed: bool,
+    /// The TLS client configuration of an `https://` upstream (`upstream.tls`, else the webpki
+    /// roots); `None` for the other schemes.
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
     /// What was read, so a file watcher can tell a real change from noise.
     pub fingerprint: Fingerprint,
 }
@@ -126,6 +129,8 @@ pub struct Fingerprint {
     pub config: Option<[u8; 32]>,
     pub policy: Option<[u8; 32]>,
     pub tls: Option<([u8; 32], [u8; 32])>,
+    /// `upstream.tls`'s files (CA, certificate, key) hashed together; `None` without them.
+    pub upstream_tls: Option<[u8; 32]>,
 }
 
 impl Fingerprint {
@@ -139,6 +144,7 @@ impl Fingerprint {
                 super::model::Store::Etcd(_) => None,
             },
             tls: config.listen.tls.as_ref().and_then(tls_hashes),
+            upstream_tls: upstream_tls_hash(config),
         }
     }
 
@@ -151,11 +157,24 @@ impl Fingerprint {
         if self.policy != other.policy {
             out.push(ReloadFile::Policy);
         }
-        if self.tls != other.tls {
+        if self.tls != other.tls || self.upstream_tls != other.upstream_tls {
             out.push(ReloadFile::Tls);
         }
         out
     }
+}
+
+/// The files of `upstream.tls`, hashed together (a missing one hashes as empty: its load fails).
+fn upstream_tls_hash(config: &Config) -> Option<[u8; 32]> {
+    let files = super::model::upstream_tls_files(config);
+    if files.is_empty() {
+        return None;
+    }
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(hash_file(f).unwrap_or_default());
+    }
+    Some(h.finalize().into())
 }
 
 fn hash_file(path: &Path) -> Option<[u8; 32]> {
@@ -225,6 +244,7 @@ pub fn load_as(path: &Path, phase: Phase) -> Result<Loaded, ConfigError> {
             .and_then(|v| <[u8; 32]>::try_from(v).ok())
             .filter(|_| policy_file),
         tls: config.listen.tls.as_ref().and_then(tls_hashes),
+        upstream_tls: upstream_tls_hash(&config),
     };
     let tls_error = |(p, source)| ConfigError::Tls { path: p, source };
     let (tls, tls_self_signed) = match (&config.listen.tls, phase) {
@@ -241,6 +261,13 @@ pub fn load_as(path: &Path, phase: Phase) -> Result<Loaded, ConfigError> {
             }
         }
     };
+    let upstream_tls = match config.upstream.protocol {
+        super::model::UpstreamProtocol::Https => Some(
+            super::certs::upstream_client_config(config.upstream.tls.as_ref())
+                .map_err(tls_error)?,
+        ),
+        _ => None,
+    };
     Ok(Loaded {
         config: Arc::new(config),
         config_sha256,
@@ -248,6 +275,7 @@ pub fn load_as(path: &Path, phase: Phase) -> Result<Loaded, ConfigError> {
         policy_sha256,
         tls,
         tls_self_signed,
+        upstream_tls,
         fingerprint,
     })
 }

@@ -111,6 +111,21 @@ pub struct Upstream {
     /// `connect_timeout` for one, then gets 503 `VG.00050302`.
     pub max_connections: usize,
     pub preserve_host: bool,
+    /// `upstream.tls` (only with `https://`): the CA bundle to trust instead of the webpki
+    /// roots, and a client certificate; read by every load ([`crate::config::certs`]).
+    pub tls: Option<ClientTlsFiles>,
+}
+
+/// The files `upstream.tls` names (CA, certificate, key), in that order.
+pub fn upstream_tls_files(config: &Config) -> Vec<&std::path::Path> {
+    let Some(t) = &config.upstream.tls else {
+        return Vec::new();
+    };
+    [&t.ca, &t.cert, &t.key]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect()
 }
 
 /// `vpcep:`
@@ -152,14 +167,14 @@ pub struct EtcdSettings {
     pub request_timeout: Duration,
     /// The last applied policy, written atomically; `None` disables it.
     pub cache: Option<PathBuf>,
-    pub tls: Option<EtcdTlsFiles>,
+    pub tls: Option<ClientTlsFiles>,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
 }
 
-/// `policy.etcd.tls`, resolved against the config directory.
+/// `policy.etcd.tls` or `upstream.tls`, resolved against the config directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdTlsFiles {
+pub struct ClientTlsFiles {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,

@@ -126,6 +126,7 @@ pub struct Upstream {
     pub idle_timeout: Option<Dur>,
     pub max_connections: Option<Spanned<usize>>,
     pub preserve_host: Option<bool>,
+    pub tls: Option<ClientTls>,
 }
 
 /// `client_ip:`
@@ -224,15 +225,15 @@ pub struct Etcd {
     pub dial_timeout: Option<Spanned<Dur>>,
     pub request_timeout: Option<Spanned<Dur>>,
     pub cache: Option<Option<String>>,
-    pub tls: Option<EtcdTls>,
+    pub tls: Option<ClientTls>,
     pub username: Option<String>,
     pub password_file: Option<String>,
 }
 
-/// `policy.etcd.tls:`
+/// `policy.etcd.tls:` and `upstream.tls:`: the CA to trust and an optional client certificate.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EtcdTls {
+pub struct ClientTls {
     pub ca: Option<String>,
     pub cert: Option<String>,
     pub key: Option<String>,

@@ -264,6 +264,26 @@ fn parse_rejects_each_invalid_value_at_its_field_and_position() {
             Invalid("upstream.url", Some((2, 8))),
         ),
         (
+            "upstream.tls on an http:// upstream",
+            "upstream:\n  url: \"http://a:1\"\n  tls: { ca: ca.pem }\n",
+            Invalid("upstream.tls", Some((2, 8))),
+        ),
+        (
+            "upstream.tls cert without key",
+            "upstream:\n  url: \"https://a:1\"\n  tls: { cert: c.pem }\n",
+            Invalid("upstream.tls", None),
+        ),
+        (
+            "upstream.tls ca on https://",
+            "upstream:\n  url: \"https://a:1\"\n  tls: { ca: ca.pem }\n",
+            Ok,
+        ),
+        (
+            "unknown key: upstream.tls",
+            "upstream:\n  url: \"https://a:1\"\n  tls:\n    cafile: x\n",
+            Syntax(4, 5),
+        ),
+        (
             "upstream.url with a path",
             "upstream:\n  url: \"http://x/api\"\n",
             Invalid("upstream.url", Some((2, 8))),

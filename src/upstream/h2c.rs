@@ -1,6 +1,6 @@
-//! The HTTP/2 prior-knowledge (`h2c://`) client: one multiplexed connection to the upstream,
-//! dialled on first use and again after it closes, closed after `upstream.idle_timeout` with no
-//! exchange on it.
+//! The HTTP/2 client: one multiplexed connection to the upstream (`h2c://` with prior knowledge,
+//! or an `https://` connection whose ALPN chose h2), dialled on first use and again after it
+//! closes, closed after `upstream.idle_timeout` with no exchange on it.
 //!
 //! Why not hyper-util's pooled client (which served h2c before): it takes the connection target
 //! and the pool key from the request URI, and HTTP/2 takes `:authority` from the same URI. With
@@ -9,7 +9,7 @@
 //! (a client choosing hosts could fill `upstream.max_connections`). Here the target is fixed and
 //! `:authority` is per request.
 //!
-//! Does network I/O: the TCP connect and the connection task.
+//! Does network I/O: the connect (`dial.rs`) and the connection task.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,9 +20,9 @@ use http::{Request, Response, Uri, Version, header::HOST};
 use http_body_util::BodyExt;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedSemaphorePermit};
 
+use super::dial::{Dialer, Handoff, Io, Proto};
 use super::limit::{ConnLimit, Overflow};
 use crate::body::{BoxError, ProxyBody};
 
@@ -35,6 +35,8 @@ pub enum H2cError {
     Overflow(Overflow),
     /// The exchange failed on an open connection.
     Request(hyper::Error),
+    /// A new TLS connection negotiated http/1.1: the pool is to carry it, and the request.
+    Negotiated(Box<Handoff>),
 }
 
 /// The h2c client of one forwarder (one configuration generation).
@@ -48,8 +50,9 @@ struct Inner {
     /// The configured upstream authority: the dial target, and `:authority` without
     /// `preserve_host`.
     authority: Authority,
-    /// `host:port` to connect to (port 80 when the URL has none).
-    addr: String,
+    /// `http` for h2c, `https` over TLS.
+    scheme: Scheme,
+    dial: Dialer,
     connect_timeout: Duration,
     idle_timeout: Duration,
     stream_window: u32,
@@ -105,23 +108,25 @@ impl Drop for InFlight {
 }
 
 impl H2cClient {
-    /// A client for `authority`, whose one connection counts against `limit`.
+    /// A client for `authority` (the default `:authority`), connecting through `dial`, whose
+    /// one connection counts against `limit`.
     pub fn new(
         authority: Authority,
+        dial: Dialer,
         connect_timeout: Duration,
         idle_timeout: Duration,
         windows: (u32, u32),
         limit: Arc<ConnLimit>,
     ) -> Self {
-        let addr = format!(
-            "{}:{}",
-            authority.host(),
-            authority.port_u16().unwrap_or(80)
-        );
         Self {
             inner: Arc::new(Inner {
                 authority,
-                addr,
+                scheme: if dial.is_tls() {
+                    Scheme::HTTPS
+                } else {
+                    Scheme::HTTP
+                },
+                dial,
                 connect_timeout,
                 idle_timeout,
                 stream_window: windows.0,
@@ -134,8 +139,17 @@ impl H2cClient {
 
     /// Send `req` with `:authority` taken from its `Host` header (which is removed: HTTP/2
     /// carries the host in `:authority`, RFC 9113 §8.3.1), or the upstream's when it has none,
-    /// and wait for the response head (the caller bounds the wait).
+    /// and wait for the response head (the caller bounds the wait). A new TLS connection that
+    /// negotiates http/1.1 comes back, with `req` untouched, as [`H2cError::Negotiated`].
     pub async fn send(&self, mut req: Request<ProxyBody>) -> Result<Response<ProxyBody>, H2cError> {
+        let (mut tx, in_flight) = match self.sender().await {
+            Ok(s) => s,
+            Err(H2cError::Negotiated(mut h)) => {
+                h.req = Some(req);
+                return Err(H2cError::Negotiated(h));
+            }
+            Err(e) => return Err(e),
+        };
         let pq = req
             .uri()
             .path_and_query()
@@ -147,14 +161,13 @@ impl H2cClient {
             .and_then(|h| Authority::try_from(h.as_bytes()).ok())
             .unwrap_or_else(|| self.inner.authority.clone());
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
+        parts.scheme = Some(self.inner.scheme.clone());
         parts.authority = Some(authority);
         parts.path_and_query = Some(pq);
         if let Ok(uri) = Uri::from_parts(parts) {
             *req.uri_mut() = uri;
         }
         *req.version_mut() = Version::HTTP_2;
-        let (mut tx, in_flight) = self.sender().await?;
         let resp = tx.send_request(req).await.map_err(H2cError::Request)?;
         // The exchange is over when the response body is dropped (ended, cut or abandoned).
         Ok(resp.map(|b| {
@@ -174,51 +187,66 @@ impl H2cClient {
             return Ok((open.tx.clone(), InFlight::new(open.use_.clone())));
         }
         *current = None;
-        let open = self.inner.dial().await?;
+        let open = self.inner.clone().dial().await?;
         let out = (open.tx.clone(), InFlight::new(open.use_.clone()));
         *current = Some(open);
         Ok(out)
     }
+
+    /// Make `io` (a TLS connection the pool dialled, on which ALPN chose h2) the open
+    /// connection, unless one is open already (then `io` is closed and its permit freed).
+    pub async fn adopt(&self, io: Io, permit: OwnedSemaphorePermit) -> Result<(), H2cError> {
+        let mut current = self.inner.current.lock().await;
+        if current.as_ref().is_some_and(|open| !open.tx.is_closed()) {
+            return Ok(());
+        }
+        *current = Some(self.inner.clone().start(io, permit).await?);
+        Ok(())
+    }
 }
 
 impl Inner {
-    /// Open a connection holding one `max_connections` permit, and start its task.
-    async fn dial(self: &Arc<Self>) -> Result<Open, H2cError> {
+    /// Open a connection holding one `max_connections` permit, and start its task. A TLS
+    /// connection whose ALPN did not choose h2 is [`H2cError::Negotiated`].
+    async fn dial(self: Arc<Self>) -> Result<Open, H2cError> {
         let permit = self
             .limit
             .acquire_within_wait()
             .await
             .map_err(H2cError::Overflow)?;
-        let addr = self.addr.as_str();
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(H2cError::Connect(Box::new(e))),
-                Err(_) => {
-                    let msg = format!(
-                        "connect to {addr} timed out after {:?}",
-                        self.connect_timeout
-                    );
-                    return Err(H2cError::Connect(msg.into()));
-                }
-            };
-        let _ = stream.set_nodelay(true);
+        let (io, proto) = self.dial.dial().await.map_err(H2cError::Connect)?;
+        if self.dial.is_tls() && proto != Proto::Http2 {
+            return Err(H2cError::Negotiated(Box::new(Handoff {
+                io,
+                permit,
+                req: None,
+            })));
+        }
+        self.start(io, permit).await
+    }
+
+    /// Speak HTTP/2 on `io`, holding `permit` until the connection closes.
+    async fn start(
+        self: Arc<Self>,
+        io: Io,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Open, H2cError> {
         let handshake = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .initial_stream_window_size(self.stream_window)
             .initial_connection_window_size(self.conn_window)
-            .handshake(TokioIo::new(stream));
+            .handshake(TokioIo::new(io));
         let (tx, conn) = match tokio::time::timeout(self.connect_timeout, handshake).await {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(H2cError::Connect(Box::new(e))),
-            Err(_) => return Err(H2cError::Connect("h2c handshake timed out".into())),
+            Err(_) => return Err(H2cError::Connect("HTTP/2 handshake timed out".into())),
         };
         let use_ = Arc::new(Use {
             in_flight: AtomicUsize::new(0),
             last: std::sync::Mutex::new(Instant::now()),
         });
         let counted = self.limit.active();
-        let owner = Arc::downgrade(self);
+        let owner = Arc::downgrade(&self);
         let seen = use_.clone();
         let idle = self.idle_timeout;
         tokio::spawn(async move {

@@ -1,6 +1,6 @@
-//! The upstream side: the pooled client (a [`H1Pool`] for a plain `http://` HTTP/1.1 upstream, the
-//! common sidecar case; an [`H2cClient`] for `h2c://`; hyper-util's client for HTTPS and upgrades),
-//! request URI rewriting, the
+//! The upstream side: the pooled clients (a [`H1Pool`] for a plain `http://` HTTP/1.1 upstream, the
+//! common sidecar case; an [`H2cClient`] for `h2c://`; both for `https://`, where each TLS
+//! connection's ALPN picks the client; hyper-util's client for upgrades), request URI rewriting, the
 //! time-to-response-headers deadline, and the classification of upstream failures into the
 //! documented 502/504 codes (docs/contract.md §5, §6).
 //!
@@ -10,19 +10,22 @@
 //! | file | owns |
 //! |---|---|
 //! | `mod.rs` | [`Forwarder`]: which client, URI rewriting, the response deadline, error classes |
-//! | `pool.rs` | the HTTP/1.1 connection pool for plain `http://` upstreams |
-//! | `h2c.rs` | the one multiplexed connection to an `h2c://` upstream, `:authority` per request |
+//! | `dial.rs` | TCP and TLS connects (ALPN h2 + http/1.1), bounded by `connect_timeout` |
+//! | `pool.rs` | the HTTP/1.1 connection pool (`http://`, and `https://` connections on http/1.1) |
+//! | `h2c.rs` | the one multiplexed HTTP/2 connection (`h2c://`, `https://` on h2), `:authority` per request |
 //! | `deadline.rs` | the response deadline, counted from the end of the request body |
 //! | `limit.rs` | `upstream.max_connections` for every client, and the connection gauges |
 //!
 //! Does network I/O (through the clients). Header policy lives in `proxy::headers`.
 
 mod deadline;
+mod dial;
 mod h2c;
 mod limit;
 mod pool;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
@@ -32,6 +35,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio_util::either::Either;
 
 use crate::body::{self, BodyTooLarge, BoxError, ProxyBody, is_caused_by};
 use crate::body::{ExchangeIdle, StreamIdle};
@@ -39,6 +43,7 @@ use crate::config::model::{Upstream, UpstreamProtocol};
 use crate::error::ErrorCode;
 use crate::metrics::{Metrics, StreamSide, UpstreamErrorKind};
 use deadline::{Expired, ResponseClock};
+use dial::{Dialer, Handoff};
 use h2c::{H2cClient, H2cError};
 use limit::{ConnLimit, LimitedConnector, Overflow};
 use pool::{H1Pool, PoolError};
@@ -130,12 +135,17 @@ type HttpClient = Client<LimitedConnector<HttpsConnector<HttpConnector>>, ProxyB
 /// Sends requests to the configured upstream. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
 pub struct Forwarder {
-    /// hyper-util's client: `https://` upstreams, and upgrades (over HTTP/1.1) for every scheme.
+    /// hyper-util's client: upgrades (over HTTP/1.1), for every scheme.
     client: HttpClient,
-    /// The fast path for plain HTTP/1.1 upstreams (everything but upgrades).
+    /// `http://` upstreams, and `https://` connections on which ALPN chose http/1.1 (everything
+    /// but upgrades).
     pool: Option<Arc<H1Pool>>,
-    /// `h2c://` upstreams (everything but upgrades).
+    /// `h2c://` upstreams, and the `https://` connection on which ALPN chose h2 (everything but
+    /// upgrades).
     h2c: Option<Arc<H2cClient>>,
+    /// `https://`: which client the next request tries first, the one whose last new connection
+    /// the upstream's ALPN chose (HTTP/1.1 until a connection says h2).
+    prefer_h2: Arc<AtomicBool>,
     /// `upstream.max_connections`, shared by the pool and both clients.
     limit: Arc<ConnLimit>,
     upstream: Arc<Upstream>,
@@ -144,8 +154,12 @@ pub struct Forwarder {
 impl Forwarder {
     /// Build the clients for `upstream`, whose connections together stay within
     /// `upstream.max_connections` and are counted in `metrics`. HTTPS upstreams are verified
-    /// against the webpki roots.
-    pub fn new(upstream: &Upstream, metrics: &Metrics) -> Self {
+    /// under `tls` (`upstream.tls`, else the webpki roots; the config load builds it).
+    pub fn new(
+        upstream: &Upstream,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        metrics: &Metrics,
+    ) -> Self {
         let limit = Arc::new(ConnLimit::new(
             upstream.max_connections,
             upstream.connect_timeout,
@@ -156,11 +170,13 @@ impl Forwarder {
             http.enforce_http(false);
             http.set_nodelay(true);
             http.set_connect_timeout(Some(upstream.connect_timeout));
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_webpki_roots()
-                .https_or_http()
-                .enable_all_versions()
-                .wrap_connector(http);
+            // Upgrades are HTTP/1.1 only: no h2 in this client's ALPN.
+            let builder = hyper_rustls::HttpsConnectorBuilder::new();
+            let builder = match &tls {
+                Some(config) => builder.with_tls_config(config.as_ref().clone()),
+                None => builder.with_webpki_roots(),
+            };
+            let https = builder.https_or_http().enable_http1().wrap_connector(http);
             let mut b = Client::builder(TokioExecutor::new());
             b.pool_idle_timeout(upstream.idle_timeout)
                 .pool_timer(TokioTimer::new())
@@ -170,19 +186,35 @@ impl Forwarder {
                 .http2_initial_connection_window_size(H2_CONN_WINDOW);
             b.build(LimitedConnector::new(https, limit.clone()))
         };
-        let h2c = (upstream.protocol == UpstreamProtocol::H2c).then(|| {
+        let dial = match (upstream.protocol, &tls) {
+            (UpstreamProtocol::Https, Some(config)) => {
+                Dialer::tls(&upstream.authority, upstream.connect_timeout, config)
+            }
+            (UpstreamProtocol::Https, None) => None,
+            _ => Some(Dialer::plain(&upstream.authority, upstream.connect_timeout)),
+        };
+        let h2 = matches!(
+            upstream.protocol,
+            UpstreamProtocol::H2c | UpstreamProtocol::Https
+        );
+        let h2c = dial.clone().filter(|_| h2).map(|dial| {
             Arc::new(H2cClient::new(
                 upstream.authority.clone(),
+                dial,
                 upstream.connect_timeout,
                 upstream.idle_timeout,
                 (H2_STREAM_WINDOW, H2_CONN_WINDOW),
                 limit.clone(),
             ))
         });
-        let pool = (upstream.protocol == UpstreamProtocol::Http1).then(|| {
+        let h1 = matches!(
+            upstream.protocol,
+            UpstreamProtocol::Http1 | UpstreamProtocol::Https
+        );
+        let pool = dial.filter(|_| h1).map(|dial| {
             Arc::new(H1Pool::new(
                 upstream.authority.clone(),
-                upstream.connect_timeout,
+                dial,
                 upstream.idle_timeout,
                 limit.clone(),
             ))
@@ -191,6 +223,7 @@ impl Forwarder {
             client: build(),
             pool,
             h2c,
+            prefer_h2: Arc::new(AtomicBool::new(false)),
             limit,
             upstream: Arc::new(upstream.clone()),
         }
@@ -219,34 +252,26 @@ impl Forwarder {
         let (mut req, body_done) = split_end(req);
         let limit = self.upstream.response_timeout;
         let mut clock = ResponseClock::new(limit, body_done, exchange.clone());
-        if !upgrade && let Some(pool) = &self.pool {
-            return pool.send(req, &mut clock).await.map_err(|e| match e {
-                _ if let Some(idle) = exchange.expired() => ForwardError::StreamIdle(idle),
-                PoolError::Request(e) if is_caused_by::<BodyTooLarge>(&e) => {
-                    ForwardError::BodyTooLarge
+        if !upgrade {
+            match (&self.pool, &self.h2c) {
+                (Some(pool), Some(h2)) => {
+                    return self.mixed(pool, h2, req, &mut clock, exchange).await;
                 }
-                PoolError::Connect(e) => ForwardError::Connect(e),
-                PoolError::Request(e) => ForwardError::Protocol(Box::new(e)),
-                PoolError::Expired(e) => e.into(),
-                PoolError::Overflow(e) => ForwardError::Overflow(e),
-            });
-        }
-        if !upgrade && let Some(h2c) = &self.h2c {
-            let (req, body_cause) = keep_body_cause(req);
-            return match clock.bound(h2c.send(req)).await? {
-                Ok(resp) => Ok(resp),
-                Err(_) if let Some(idle) = exchange.expired() => {
-                    Err(ForwardError::StreamIdle(idle))
+                (Some(pool), None) => {
+                    return match pool.send(req, &mut clock, None).await {
+                        Err(PoolError::Negotiated(_)) => Err(negotiated()),
+                        r => r.map_err(|e| pool_error(e, exchange)),
+                    };
                 }
-                Err(H2cError::Connect(e)) => Err(ForwardError::Connect(e)),
-                Err(H2cError::Overflow(e)) => Err(ForwardError::Overflow(e)),
-                Err(H2cError::Request(e))
-                    if is_caused_by::<BodyTooLarge>(&e) || body_cause.too_large() =>
-                {
-                    Err(ForwardError::BodyTooLarge)
+                (None, Some(h2)) => {
+                    return match via_h2(h2, req, &mut clock, exchange).await {
+                        Err(Either::Right(_)) => Err(negotiated()),
+                        Err(Either::Left(e)) => Err(e),
+                        Ok(resp) => Ok(resp),
+                    };
                 }
-                Err(H2cError::Request(e)) => Err(ForwardError::Protocol(Box::new(e))),
-            };
+                (None, None) => {}
+            }
         }
         let pq = req
             .uri()
@@ -278,6 +303,102 @@ impl Forwarder {
             Err(e) => Err(ForwardError::Protocol(Box::new(e))),
         }
     }
+}
+
+impl Forwarder {
+    /// An `https://` exchange: on the client the upstream's ALPN chose last, and when a new
+    /// connection negotiates the other protocol, on that connection through the other client.
+    async fn mixed(
+        &self,
+        pool: &Arc<H1Pool>,
+        h2: &Arc<H2cClient>,
+        req: Request<ProxyBody>,
+        clock: &mut ResponseClock,
+        exchange: &Arc<ExchangeIdle>,
+    ) -> Result<Response<ProxyBody>, ForwardError> {
+        if self.prefer_h2.load(Ordering::Relaxed) {
+            let h = match via_h2(h2, req, clock, exchange).await {
+                Ok(resp) => return Ok(resp),
+                Err(Either::Left(e)) => return Err(e),
+                Err(Either::Right(h)) => h,
+            };
+            self.prefer_h2.store(false, Ordering::Relaxed);
+            let Handoff { io, permit, req } = *h;
+            let req = req.ok_or_else(negotiated)?;
+            return match pool.send(req, clock, Some((io, permit))).await {
+                Err(PoolError::Negotiated(_)) => Err(negotiated()),
+                r => r.map_err(|e| pool_error(e, exchange)),
+            };
+        }
+        let h = match pool.send(req, clock, None).await {
+            Err(PoolError::Negotiated(h)) => h,
+            r => return r.map_err(|e| pool_error(e, exchange)),
+        };
+        self.prefer_h2.store(true, Ordering::Relaxed);
+        let Handoff { io, permit, req } = *h;
+        let req = req.ok_or_else(negotiated)?;
+        if let Err(e) = h2.adopt(io, permit).await {
+            return Err(h2_error(e, exchange, &BodyCause::default()));
+        }
+        match via_h2(h2, req, clock, exchange).await {
+            Ok(resp) => Ok(resp),
+            Err(Either::Left(e)) => Err(e),
+            Err(Either::Right(_)) => Err(negotiated()),
+        }
+    }
+}
+
+/// One exchange on the HTTP/2 client, bounded by `clock`; a new TLS connection that negotiated
+/// http/1.1 comes back for the pool.
+async fn via_h2(
+    h2: &H2cClient,
+    req: Request<ProxyBody>,
+    clock: &mut ResponseClock,
+    exchange: &Arc<ExchangeIdle>,
+) -> Result<Response<ProxyBody>, Either<ForwardError, Box<Handoff>>> {
+    let (req, body_cause) = keep_body_cause(req);
+    match clock
+        .bound(h2.send(req))
+        .await
+        .map_err(|e| Either::Left(e.into()))?
+    {
+        Ok(resp) => Ok(resp),
+        Err(H2cError::Negotiated(h)) => Err(Either::Right(h)),
+        Err(e) => Err(Either::Left(h2_error(e, exchange, &body_cause))),
+    }
+}
+
+/// The [`ForwardError`] of a failed pool exchange.
+fn pool_error(e: PoolError, exchange: &ExchangeIdle) -> ForwardError {
+    match e {
+        _ if let Some(idle) = exchange.expired() => ForwardError::StreamIdle(idle),
+        PoolError::Request(e) if is_caused_by::<BodyTooLarge>(&e) => ForwardError::BodyTooLarge,
+        PoolError::Connect(e) => ForwardError::Connect(e),
+        PoolError::Request(e) => ForwardError::Protocol(Box::new(e)),
+        PoolError::Expired(e) => e.into(),
+        PoolError::Overflow(e) => ForwardError::Overflow(e),
+        PoolError::Negotiated(_) => negotiated(),
+    }
+}
+
+/// The [`ForwardError`] of a failed HTTP/2 exchange.
+fn h2_error(e: H2cError, exchange: &ExchangeIdle, body_cause: &BodyCause) -> ForwardError {
+    match e {
+        _ if let Some(idle) = exchange.expired() => ForwardError::StreamIdle(idle),
+        H2cError::Connect(e) => ForwardError::Connect(e),
+        H2cError::Overflow(e) => ForwardError::Overflow(e),
+        H2cError::Request(e) if is_caused_by::<BodyTooLarge>(&e) || body_cause.too_large() => {
+            ForwardError::BodyTooLarge
+        }
+        H2cError::Request(e) => ForwardError::Protocol(Box::new(e)),
+        H2cError::Negotiated(_) => negotiated(),
+    }
+}
+
+/// A connection handed over twice (the other client's new connection negotiated the first
+/// protocol again): the upstream changes its ALPN answer between connections; give up on it.
+fn negotiated() -> ForwardError {
+    ForwardError::Connect("the upstream's ALPN answer changed between connections".into())
 }
 
 /// Whether the request body failed with [`BodyTooLarge`], as seen by the body itself.

@@ -1,4 +1,5 @@
-//! A small pool of HTTP/1.1 connections to a plain `http://` upstream, built on hyper's own client
+//! A small pool of HTTP/1.1 connections to the upstream (plain `http://`, and the HTTP/1.1
+//! connections of an `https://` upstream whose ALPN chose http/1.1), built on hyper's own client
 //! connections. It replaces hyper-util's general-purpose pool on the common sidecar path, where
 //! that pool's per-request bookkeeping (a keyed map behind a lock, a spawned task per response to
 //! wait for the connection to become idle again) cost a fifth of the proxy's user-space
@@ -38,10 +39,10 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::deadline::{Expired, ResponseClock};
+use super::dial::{Dialer, Handoff, Io, Proto};
 use super::limit::{ConnLimit, Counted, Overflow};
 use crate::body::{BoxError, ProxyBody};
 
@@ -67,6 +68,10 @@ pub enum PoolError {
     /// `upstream.max_connections` open and none came free in time.
     #[error("{0}")]
     Overflow(#[source] Overflow),
+    /// A new TLS connection negotiated h2: the HTTP/2 client is to carry it, and the request
+    /// (`mod.rs` hands both over).
+    #[error("the upstream negotiated h2")]
+    Negotiated(Box<Handoff>),
 }
 
 /// A connection's sending half, counted in `upstream_connections` under its state.
@@ -83,10 +88,8 @@ struct Idle {
 /// The pool for one upstream. Shared by every connection of a configuration generation.
 pub struct H1Pool {
     authority: Authority,
-    /// `host:port` to connect to (port 80 when the URL has none).
-    addr: String,
+    dial: Dialer,
     host: Option<HeaderValue>,
-    connect_timeout: Duration,
     idle_timeout: Duration,
     idle: Mutex<VecDeque<Idle>>,
     /// Told when a connection is returned, for requests waiting at the cap.
@@ -105,23 +108,18 @@ impl std::fmt::Debug for H1Pool {
 }
 
 impl H1Pool {
-    /// A pool for `authority` (host:port; a name is resolved on each connect) whose connections
-    /// count against `limit`.
+    /// A pool for `authority` (its default `Host`), connecting through `dial` (a name is
+    /// resolved on each connect), whose connections count against `limit`.
     pub fn new(
         authority: Authority,
-        connect_timeout: Duration,
+        dial: Dialer,
         idle_timeout: Duration,
         limit: Arc<ConnLimit>,
     ) -> Self {
         Self {
             host: HeaderValue::from_str(authority.as_str()).ok(),
-            addr: format!(
-                "{}:{}",
-                authority.host(),
-                authority.port_u16().unwrap_or(80)
-            ),
             authority,
-            connect_timeout,
+            dial,
             idle_timeout,
             idle: Mutex::new(VecDeque::new()),
             returned: Notify::new(),
@@ -140,10 +138,14 @@ impl H1Pool {
     /// Send `req` (its URI is replaced by the origin form `path?query`; a missing `Host` becomes
     /// the upstream's authority) and wait for the response head. The response body returns the
     /// connection to the pool when it ends. `clock` bounds the wait for the head of each attempt.
+    /// `fresh` is a new HTTP/1.1 connection to use first (one the HTTP/2 client dialled and ALPN
+    /// gave http/1.1). A new connection that negotiates h2 comes back, with `req`, as
+    /// [`PoolError::Negotiated`].
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<ProxyBody>,
         clock: &mut ResponseClock,
+        mut fresh: Option<(Io, OwnedSemaphorePermit)>,
     ) -> Result<Response<ProxyBody>, PoolError> {
         let pq = req
             .uri()
@@ -160,7 +162,18 @@ impl H1Pool {
         }
         let mut attempt = 1;
         loop {
-            let (mut conn, was_reused) = self.get(attempt < MAX_ATTEMPTS).await?;
+            let got = match fresh.take() {
+                Some((io, permit)) => self.start(io, permit).await.map(|c| (c, false)),
+                None => self.get(attempt < MAX_ATTEMPTS).await,
+            };
+            let (mut conn, was_reused) = match got {
+                Ok(got) => got,
+                Err(PoolError::Negotiated(mut h)) => {
+                    h.req = Some(req);
+                    return Err(PoolError::Negotiated(h));
+                }
+                Err(e) => return Err(e),
+            };
             let sent = clock
                 .bound(conn.tx.try_send_request(req))
                 .await
@@ -290,27 +303,29 @@ impl H1Pool {
         self.returned.notify_one();
     }
 
-    /// Open a connection that holds `permit` until it closes.
+    /// Open a connection that holds `permit` until it closes; one whose ALPN chose h2 is
+    /// [`PoolError::Negotiated`].
     async fn connect(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Conn, PoolError> {
-        let addr = self.addr.as_str();
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(PoolError::Connect(Box::new(e))),
-                Err(_) => {
-                    return Err(PoolError::Connect(
-                        format!(
-                            "connect to {addr} timed out after {:?}",
-                            self.connect_timeout
-                        )
-                        .into(),
-                    ));
-                }
-            };
-        let _ = stream.set_nodelay(true);
+        let (io, proto) = self.dial.dial().await.map_err(PoolError::Connect)?;
+        if proto == Proto::Http2 {
+            return Err(PoolError::Negotiated(Box::new(Handoff {
+                io,
+                permit,
+                req: None,
+            })));
+        }
+        self.start(io, permit).await
+    }
+
+    /// Speak HTTP/1.1 on `io`, holding `permit` until the connection closes.
+    async fn start(
+        self: &Arc<Self>,
+        io: Io,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Conn, PoolError> {
         let (tx, conn) = http1::Builder::new()
             .max_buf_size(super::READ_BUF)
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|e| PoolError::Connect(Box::new(e)))?;
         tokio::spawn(async move {

@@ -64,6 +64,60 @@ impl Upstream {
         }
     }
 
+    /// Start on 127.0.0.1:0 behind TLS with `cert_pem`/`key_pem`, offering `alpn` (empty: no
+    /// ALPN, so clients speak HTTP/1.1); the second value counts accepted TLS connections.
+    pub async fn start_tls(
+        cert_pem: &str,
+        key_pem: &str,
+        alpn: &[&[u8]],
+    ) -> (Upstream, Arc<std::sync::atomic::AtomicUsize>) {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let mut cfg = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let release = Arc::new(Notify::new());
+        let (tx, held) = mpsc::unbounded_channel();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (rel, count) = (release.clone(), accepted.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (rel, tx, acceptor) = (rel.clone(), tx.clone(), acceptor.clone());
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let svc =
+                        hyper::service::service_fn(move |req| handle(req, rel.clone(), tx.clone()));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        (
+            Upstream {
+                addr,
+                release,
+                held,
+            },
+            accepted,
+        )
+    }
+
     /// Let every held request (and the next one) answer.
     pub fn release(&self) {
         self.release.notify_waiters();

@@ -13,8 +13,8 @@ use http::uri::Scheme;
 use serde_saphyr::{Location, Spanned};
 
 use super::model::{
-    Admin, Config, EtcdSettings, EtcdTlsFiles, Invalid, Limits, Listen, Log, PolicySettings, Store,
-    TlsFiles, TlsVersion, Token, Upstream, UpstreamProtocol, Vpcep,
+    Admin, ClientTlsFiles, Config, EtcdSettings, Invalid, Limits, Listen, Log, PolicySettings,
+    Store, TlsFiles, TlsVersion, Token, Upstream, UpstreamProtocol, Vpcep,
 };
 use super::raw;
 use crate::identity::client_ip::{ClientIpConfig, ForwardHeader, NetList};
@@ -73,7 +73,7 @@ impl Config {
             base_dir: base_dir.to_path_buf(),
             listen,
             admin,
-            upstream: upstream(raw.upstream)?,
+            upstream: upstream(raw.upstream, base_dir)?,
             client_ip: client_ip(raw.client_ip)?,
             vpcep: vpcep(raw.vpcep)?,
             tenant,
@@ -185,7 +185,7 @@ fn parse_sha256(s: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-fn upstream(raw: raw::Upstream) -> Result<Upstream, Invalid> {
+fn upstream(raw: raw::Upstream, base: &Path) -> Result<Upstream, Invalid> {
     let (url, loc) = match raw.url {
         Some(u) => (u.value, u.referenced),
         None => ("http://127.0.0.1:8080".to_owned(), Location::UNKNOWN),
@@ -216,6 +216,14 @@ fn upstream(raw: raw::Upstream) -> Result<Upstream, Invalid> {
             "URL must not have a path or query: requests keep their own path",
         );
     }
+    let tls = client_tls(raw.tls, base, "upstream.tls")?;
+    if tls.is_some() && protocol != UpstreamProtocol::Https {
+        return invalid(
+            &loc,
+            "upstream.tls",
+            "applies only to an https:// upstream.url",
+        );
+    }
     let response_timeout = raw
         .response_timeout
         .map_or(Duration::from_secs(60), |d| d.0);
@@ -228,6 +236,7 @@ fn upstream(raw: raw::Upstream) -> Result<Upstream, Invalid> {
         idle_timeout: raw.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
         max_connections: at_least_one(raw.max_connections, 1024, "upstream.max_connections")?,
         preserve_host: raw.preserve_host.unwrap_or(true),
+        tls,
     })
 }
 
@@ -387,20 +396,7 @@ fn etcd_settings(raw: raw::Etcd, base: &Path) -> Result<EtcdSettings, Invalid> {
         }
         Some(p) => p.value,
     };
-    let tls = raw.tls.map(|t| EtcdTlsFiles {
-        ca: t.ca.map(|p| base.join(p)),
-        cert: t.cert.map(|p| base.join(p)),
-        key: t.key.map(|p| base.join(p)),
-    });
-    if let Some(t) = &tls {
-        if t.cert.is_some() != t.key.is_some() {
-            return Err(Invalid {
-                pos: None,
-                field: "policy.etcd.tls",
-                message: "give both cert and key, or neither".to_owned(),
-            });
-        }
-    }
+    let tls = client_tls(raw.tls, base, "policy.etcd.tls")?;
     Ok(EtcdSettings {
         endpoints,
         prefix,
@@ -423,6 +419,28 @@ fn etcd_settings(raw: raw::Etcd, base: &Path) -> Result<EtcdSettings, Invalid> {
         username: raw.username,
         password_file: raw.password_file.map(|p| base.join(p)),
     })
+}
+
+/// A client's `tls:` (`ca`, `cert`, `key`), paths resolved against `base`; cert and key both or
+/// neither.
+fn client_tls(
+    raw: Option<raw::ClientTls>,
+    base: &Path,
+    field: &'static str,
+) -> Result<Option<ClientTlsFiles>, Invalid> {
+    let Some(t) = raw else { return Ok(None) };
+    if t.cert.is_some() != t.key.is_some() {
+        return Err(Invalid {
+            pos: None,
+            field,
+            message: "give both cert and key, or neither".to_owned(),
+        });
+    }
+    Ok(Some(ClientTlsFiles {
+        ca: t.ca.map(|p| base.join(p)),
+        cert: t.cert.map(|p| base.join(p)),
+        key: t.key.map(|p| base.join(p)),
+    }))
 }
 
 fn limits(raw: raw::Limits) -> Result<Limits, Invalid> {

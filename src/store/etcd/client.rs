@@ -78,7 +78,7 @@ pub async fn connect(s: &EtcdSettings) -> Result<Client, StoreError> {
 }
 
 fn tls_options(
-    t: &crate::config::model::EtcdTlsFiles,
+    t: &crate::config::model::ClientTlsFiles,
 ) -> Result<etcd_client::TlsOptions, StoreError> {
     let read = |p: &std::path::Path| {
         std::fs::read(p).map_err(|e| StoreError::Setup(format!("{}: {e}", p.display())))
