@@ -308,10 +308,8 @@ async fn stalled_tls_handshake_is_cut_after_tls_handshake_timeout() {
     );
 }
 
-#[tokio::test]
-async fn websocket_upgrade_passes_through() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+/// A WebSocket upgrade through `proxy`: the 101 comes back and bytes echo through the tunnel.
+async fn websocket_round_trip(proxy: &TestProxy) {
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
     s.write_all(
         b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
@@ -332,6 +330,34 @@ async fn websocket_upgrade_passes_through() {
     let mut echo = [0u8; 19];
     within(5, s.read_exact(&mut echo)).await.unwrap();
     assert_eq!(&echo, b"ping-through-tunnel");
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+    websocket_round_trip(&proxy).await;
+}
+
+/// An `https://` upstream that would pick h2 for ALPN still gets upgrades: their connection
+/// offers only http/1.1.
+#[tokio::test]
+async fn websocket_upgrade_passes_through_to_an_https_upstream_that_prefers_h2() {
+    common::install_provider();
+    let pki = common::pki();
+    let (up, accepted) =
+        Upstream::start_tls(&pki.cert_pem, &pki.key_pem, &[b"h2", b"http/1.1"]).await;
+    let config = format!(
+        "upstream:\n  url: \"https://localhost:{}\"\n  tls: {{ ca: upstream-ca.pem }}\n{STATIC_TENANT}",
+        up.addr.port()
+    );
+    let ca = pki.ca_pem.clone();
+    let proxy = TestProxy::start_with(&config, OPEN_POLICY, false, move |dir| {
+        std::fs::write(dir.join("upstream-ca.pem"), ca).unwrap();
+    })
+    .await;
+    websocket_round_trip(&proxy).await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 /// The streamed-body limit on the h2c client path (hyper-util's client, not the HTTP/1.1 pool):
