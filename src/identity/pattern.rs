@@ -125,7 +125,12 @@ impl<'a> Captures<'a> {
 /// Why: RFC 3986 §5.2.4 lets the upstream remove dot segments, so such a path may reach a
 /// different resource than the one a pattern saw.
 pub fn has_dot_segment(path: &str) -> bool {
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let path = before_query(path);
+    // A dot segment needs a `.` or an escape (`%2E`); most paths have neither, and one byte scan
+    // tells (this runs once per route a request is matched against).
+    if !path.bytes().any(|b| b == b'.' || b == b'%') {
+        return false;
+    }
     path.split('/').any(|seg| {
         let mut units = Units::new(seg.as_bytes());
         let mut dots = 0;
@@ -137,6 +142,14 @@ pub fn has_dot_segment(path: &str) -> bool {
         }
         dots == 1 || dots == 2
     })
+}
+
+/// `path` up to its first `?` (a byte scan: paths are short).
+pub(crate) fn before_query(path: &str) -> &str {
+    path.bytes()
+        .position(|b| b == b'?')
+        .and_then(|i| path.get(..i))
+        .unwrap_or(path)
 }
 
 pub(super) fn parse_capture(part: &str) -> Result<Option<CaptureName>, PatternError> {

@@ -106,7 +106,7 @@ impl PathPattern {
     /// whatever the number of `**`; `n + m` when there is no `**`. Plus one O(len) scan for dot
     /// segments.
     pub fn matches<'a>(&self, path: &'a str) -> Option<Captures<'a>> {
-        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        let path = super::before_query(path);
         let rest = path.strip_prefix('/')?;
         if has_dot_segment(path) {
             return None;
@@ -148,8 +148,9 @@ impl PathPattern {
 /// The segment of `rest` starting at byte `at`, and where the following one starts.
 fn segment_at(rest: &str, at: usize) -> (&str, Option<usize>) {
     let tail = rest.get(at..).unwrap_or_default();
-    match tail.split_once('/') {
-        Some((seg, _)) => (seg, Some(at + seg.len() + 1)),
+    // A byte scan: segments are short, and `str::split_once(char)` sets up a searcher each call.
+    match tail.bytes().position(|b| b == b'/') {
+        Some(i) => (tail.get(..i).unwrap_or_default(), Some(at + i + 1)),
         None => (tail, None),
     }
 }
@@ -159,9 +160,13 @@ fn seg_matches<'a>(seg: &PathSeg, text: &'a str, fold: bool, caps: &mut Captures
         PathSeg::Literal(lit) => {
             // docs/contract.md §4.0: path parameters stay on the wire, but a literal matches a
             // segment up to its first `;` (servlet containers serve `archive;x` as `archive`).
-            let name = match lit.contains(';') {
+            let name = match lit.bytes().any(|b| b == b';') {
                 true => text,
-                false => text.split(';').next().unwrap_or(text),
+                false => text
+                    .bytes()
+                    .position(|b| b == b';')
+                    .and_then(|i| text.get(..i))
+                    .unwrap_or(text),
             };
             equivalent(lit.as_bytes(), name.as_bytes(), fold)
         }
