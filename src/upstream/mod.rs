@@ -325,7 +325,11 @@ impl Forwarder {
             self.prefer_h2.store(false, Ordering::Relaxed);
             let Handoff { io, permit, req } = *h;
             let req = req.ok_or_else(negotiated)?;
-            return match pool.send(req, clock, Some((io, permit))).await {
+            let conn = pool
+                .adopt(io, permit)
+                .await
+                .map_err(|e| pool_error(e, exchange))?;
+            return match pool.send(req, clock, Some(conn)).await {
                 Err(PoolError::Negotiated(_)) => Err(negotiated()),
                 r => r.map_err(|e| pool_error(e, exchange)),
             };

@@ -75,7 +75,7 @@ pub enum PoolError {
 }
 
 /// A connection's sending half, counted in `upstream_connections` under its state.
-struct Conn {
+pub struct Conn {
     tx: SendRequest<ProxyBody>,
     _state: Counted,
 }
@@ -138,14 +138,14 @@ impl H1Pool {
     /// Send `req` (its URI is replaced by the origin form `path?query`; a missing `Host` becomes
     /// the upstream's authority) and wait for the response head. The response body returns the
     /// connection to the pool when it ends. `clock` bounds the wait for the head of each attempt.
-    /// `fresh` is a new HTTP/1.1 connection to use first (one the HTTP/2 client dialled and ALPN
-    /// gave http/1.1). A new connection that negotiates h2 comes back, with `req`, as
+    /// `fresh` is a new HTTP/1.1 connection to use first ([`H1Pool::adopt`]: one the HTTP/2
+    /// client dialled and ALPN gave http/1.1). A new connection that negotiates h2 comes back, with `req`, as
     /// [`PoolError::Negotiated`].
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<ProxyBody>,
         clock: &mut ResponseClock,
-        mut fresh: Option<(Io, OwnedSemaphorePermit)>,
+        mut fresh: Option<Conn>,
     ) -> Result<Response<ProxyBody>, PoolError> {
         let pq = req
             .uri()
@@ -163,7 +163,8 @@ impl H1Pool {
         let mut attempt = 1;
         loop {
             let got = match fresh.take() {
-                Some((io, permit)) => self.start(io, permit).await.map(|c| (c, false)),
+                // Not `start` here: its handshake future would grow every exchange's state.
+                Some(conn) => Ok((conn, false)),
                 None => self.get(attempt < MAX_ATTEMPTS).await,
             };
             let (mut conn, was_reused) = match got {
@@ -314,6 +315,16 @@ impl H1Pool {
                 req: None,
             })));
         }
+        self.start(io, permit).await
+    }
+
+    /// `io` (a new connection on which ALPN chose http/1.1) as a connection of this pool, for
+    /// [`H1Pool::send`]'s `fresh`.
+    pub async fn adopt(
+        self: &Arc<Self>,
+        io: Io,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Conn, PoolError> {
         self.start(io, permit).await
     }
 
