@@ -119,6 +119,24 @@ impl ExchangeIdle {
         self.limit
     }
 
+    /// Bytes moved on the exchange now.
+    pub fn touch(&self) {
+        self.clock.touch();
+    }
+
+    /// Whether nothing has moved for the limit: [`ExchangeIdle::quiet_at`] has passed (the same
+    /// arithmetic, so a timer set to it never fires early and spins).
+    pub fn is_idle(&self) -> bool {
+        self.quiet_at()
+            .is_some_and(|at| tokio::time::Instant::now() >= at)
+    }
+
+    /// When the exchange will be idle unless something moves first; `None` when that is too
+    /// far to be an `Instant`.
+    pub fn quiet_at(&self) -> Option<tokio::time::Instant> {
+        self.clock.quiet_at(self.limit)
+    }
+
     /// Resolves once nothing has moved for the limit.
     pub async fn idle(&self) {
         self.clock.idle(self.limit).await;

@@ -9,10 +9,13 @@
 //!
 //! No I/O; timers.
 
-use std::future::Future;
-use std::pin::pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -54,35 +57,68 @@ impl ResponseClock {
 
     /// `fut` (sending the request and waiting for the head), bounded: while the request body is
     /// still streaming, by the exchange's idle timer only; from its end, by `limit` and the idle
-    /// timer. Both take durations (`tokio::time::timeout`, `StreamClock`), so a huge limit cannot
-    /// overflow an `Instant`.
+    /// timer. The deadlines come from checked `Instant` arithmetic, and one too far off is no
+    /// deadline, so a huge limit cannot overflow.
+    ///
+    /// # Performance
+    /// One `Sleep`, set to the earlier of the two deadlines and moved when it fires early (the
+    /// exchange moved meanwhile), rather than one timer per deadline and a `select!` of two
+    /// async state machines: most responses come before either, and every registered timer is
+    /// a timer-wheel insert and remove (callgrind, docs/design.md).
     pub async fn bound<F: Future>(&mut self, fut: F) -> Result<F::Output, Expired> {
         let mut fut = pin!(fut);
         let exchange = self.exchange.clone();
-        if let Some(done) = self.body_done.as_mut() {
-            tokio::select! {
-                biased;
-                out = &mut fut => return Ok(out),
-                _ = done => self.body_done = None,
-                _ = exchange.idle() => {
-                    return Err(Expired::Idle(exchange.expire(exchange.silent_side())));
-                }
-            }
-        }
         let limit = self.limit;
-        let response = async {
-            match limit {
-                Some(limit) => tokio::time::timeout(limit, &mut fut)
-                    .await
-                    .map_err(|_| Expired::Response(limit)),
-                None => Ok((&mut fut).await),
-            }
-        };
-        tokio::select! {
-            biased;
-            out = response => out,
-            _ = exchange.idle() => Err(Expired::Idle(exchange.expire(StreamSide::Upstream))),
+        // When the response head is due: set when the body is over.
+        let mut due: Option<Instant> = None;
+        if self.body_done.is_none() {
+            due = limit.and_then(|l| Instant::now().checked_add(l));
         }
+        let mut timer = pin!(None::<tokio::time::Sleep>);
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Ok(out));
+            }
+            if let Some(done) = self.body_done.as_mut()
+                && Pin::new(done).poll(cx).is_ready()
+            {
+                self.body_done = None;
+                due = limit.and_then(|l| Instant::now().checked_add(l));
+            }
+            loop {
+                if exchange.is_idle() {
+                    let side = match self.body_done {
+                        Some(_) => exchange.silent_side(),
+                        None => StreamSide::Upstream,
+                    };
+                    return Poll::Ready(Err(Expired::Idle(exchange.expire(side))));
+                }
+                let now = Instant::now();
+                if let (Some(at), Some(limit)) = (due, limit)
+                    && now >= at
+                {
+                    return Poll::Ready(Err(Expired::Response(limit)));
+                }
+                let wake = match (exchange.quiet_at(), due) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(a), None) | (None, Some(a)) => a,
+                    (None, None) => return Poll::Pending,
+                };
+                match timer.as_mut().as_pin_mut() {
+                    Some(t) if t.deadline() == wake => {}
+                    Some(t) => t.reset(wake),
+                    None => timer.set(Some(tokio::time::sleep_until(wake))),
+                }
+                let Some(t) = timer.as_mut().as_pin_mut() else {
+                    return Poll::Pending;
+                };
+                if t.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // Fired: check again (something may have moved since it was set).
+            }
+        })
+        .await
     }
 }
 
@@ -127,6 +163,31 @@ mod tests {
             Err(Expired::Response(Duration::from_secs(1)))
         );
         assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    /// The one timer is set to the earlier deadline, and moved when the exchange moves: a
+    /// 10 s response limit with a 2 s idle timer and a frame at 1.5 s ends idle at 3.5 s.
+    #[tokio::test(start_paused = true)]
+    #[allow(clippy::disallowed_methods)] // paused time: the sleeps are the stimulus
+    async fn response_clock_idle_timer_moves_with_the_exchange() {
+        let (tx, rx) = oneshot::channel::<()>();
+        drop(tx);
+        let ex = exchange(Duration::from_secs(2));
+        let mut clock = ResponseClock::new(Some(Duration::from_secs(10)), rx, ex.clone());
+        let start = tokio::time::Instant::now();
+        let mover = ex.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            mover.touch();
+        });
+        let got = clock.bound(std::future::pending::<()>()).await;
+        assert_eq!(
+            got,
+            Err(Expired::Idle(StreamIdle {
+                side: StreamSide::Upstream
+            }))
+        );
+        assert_eq!(start.elapsed(), Duration::from_millis(3500));
     }
 
     #[tokio::test(start_paused = true)]
