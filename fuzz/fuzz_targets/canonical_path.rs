@@ -140,6 +140,9 @@ fn has_dot_name(path: &str) -> bool {
 /// `;` parameters dropped (servlet containers), dot segments removed, slashes merged. Copied
 /// from `src/identity/canonical/tests.rs`.
 fn upstream_view(path: &str) -> Option<String> {
+    // A server splits the query off the raw target before it decodes the path (a `&str` target
+    // may carry a raw `?`; `Uri::path()` never does).
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
