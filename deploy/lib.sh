@@ -12,19 +12,21 @@ case $VPCGUARD_BIN in /*) ;; *) VPCGUARD_BIN=$ROOT/$VPCGUARD_BIN ;; esac
 # === cleanup ===
 
 _pids=()
-_dirs=()
+# Every temporary directory lives under this one, removed on exit. (tmpdir runs in the subshell
+# of `$(tmpdir)`, so it cannot add to a list the exit trap would see.)
+_tmp=$(mktemp -d)
 _cleanup() {
   local p
   for p in "${_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ ${#_dirs[@]} -gt 0 ]; then rm -rf "${_dirs[@]}"; fi
+  rm -rf "$_tmp"
 }
 trap _cleanup EXIT
 
 die() { echo "FAIL $*" >&2; exit 1; }
 
 # A temporary directory removed on exit.
-tmpdir() { local d; d=$(mktemp -d); _dirs+=("$d"); echo "$d"; }
+tmpdir() { mktemp -d -p "$_tmp"; }
 
 # === tools ===
 
