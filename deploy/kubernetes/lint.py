@@ -203,9 +203,8 @@ def check_agreement(by_kind):
     app = [c for n, c in containers.items() if n != "vpcguard"]
     cfg_path, cfg_dir, cm = config_of(by_kind, spec, vg)
     if not check(cm is not None and os.path.basename(cfg_path) in cm.get("data", {}),
-                 f"-c {cfg_path}: a key of a ConfigMap mounted at {cfg_dir}"):
+                 f"-c {cfg_path}: a key of the ConfigMap {cm['metadata']['name'] if cm else '-'} mounted at {cfg_dir}"):
         return
-    ok(f"   (the config is ConfigMap {cm['metadata']['name']}, key {os.path.basename(cfg_path)})")
     config = yaml.safe_load(cm["data"][os.path.basename(cfg_path)])
     ports = {p["name"]: p["containerPort"] for p in vg.get("ports", [])}
     store = config.get("policy", {}).get("store", "file")
