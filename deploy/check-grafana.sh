@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # deploy/grafana/vpcguard.json: well formed (unique panel ids, grid positions that do not
-# overlap, every query on the dashboard's data source variable), every query names only what a
-# live vpcguard /metrics exposes, and every query evaluates to data in a real Prometheus that
-# scrapes that vpcguard while it serves allowed, denied and admin traffic.
+# overlap, every query on the dashboard's data source variable), every query names only what
+# live vpcguard instances expose (the default build, and the etcd build with its policy in a real
+# local etcd, the only one with policy_store_*), and every query evaluates to data in a real
+# Prometheus that scrapes both while they serve allowed, denied and admin traffic.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 DASH=deploy/grafana/vpcguard.json
 setup_venv
 need_vpcguard
+need_etcd_vpcguard
 need_commands prometheus:prometheus curl:curl
 
 echo "== dashboard structure"
@@ -54,10 +56,15 @@ tenants:
 YAML
 start_upstream "$work"
 start_local_vpcguard "$work" "$work/fixture.yaml"
+mkdir -p "$work/etcd-vg"
+start_etcd "$work/etcd"
+start_local_etcd_vpcguard "$work/etcd-vg" "$work/fixture.yaml"
+echo "   default build on :$ADMIN_PORT; etcd build on :$ETCD_ADMIN_PORT, store $ETCD_ENDPOINT"
 
-echo "== the queries name only what a live /metrics exposes"
-curl -sf "http://127.0.0.1:$ADMIN_PORT/metrics" > "$work/metrics.txt"
-"$PY" deploy/metric_names.py "$work/metrics.txt" grafana "$DASH" | sed 's/^/   /'
+echo "== the queries name only what live instances expose: the default build, and the etcd build on a real etcd"
+curl -sf "http://127.0.0.1:$ADMIN_PORT/metrics" > "$work/default-build.txt"
+curl -sf "http://127.0.0.1:$ETCD_ADMIN_PORT/metrics" > "$work/etcd-build.txt"
+"$PY" deploy/metric_names.py grafana "$DASH" "$work/default-build.txt" "$work/etcd-build.txt" | sed 's/^/   /'
 
 echo "== every query has data in a real Prometheus scraping vpcguard"
 prom=$(free_port)
@@ -65,7 +72,7 @@ cat > "$work/prometheus.yml" <<YAML
 global: { scrape_interval: 1s, evaluation_interval: 1s }
 scrape_configs:
   - job_name: vpcguard
-    static_configs: [{ targets: ["127.0.0.1:$ADMIN_PORT"] }]
+    static_configs: [{ targets: ["127.0.0.1:$ADMIN_PORT", "127.0.0.1:$ETCD_ADMIN_PORT"] }]
 YAML
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --web.listen-address="127.0.0.1:$prom" --log.level=warn >"$work/prometheus.log" 2>&1 &
@@ -74,17 +81,20 @@ wait_for 20 "prometheus ready" curl -sf "http://127.0.0.1:$prom/-/ready"
 # Traffic for the panels: allowed (forwarded upstream), denied (unknown tenant), refused before
 # judging (TRACE), admin calls; spread over the scrapes so rate() has samples on both sides.
 for _ in $(seq 8); do
-  curl -s -o /dev/null -H 'X-Domain-Id: grafana-check' "http://127.0.0.1:$DATA_PORT/a"
-  curl -s -o /dev/null -H 'X-Domain-Id: nobody' "http://127.0.0.1:$DATA_PORT/b"
-  curl -s -o /dev/null -X TRACE "http://127.0.0.1:$DATA_PORT/c"
+  for port in "$DATA_PORT" "$ETCD_DATA_PORT"; do
+    curl -s -o /dev/null -H 'X-Domain-Id: grafana-check' "http://127.0.0.1:$port/a"
+    curl -s -o /dev/null -H 'X-Domain-Id: nobody' "http://127.0.0.1:$port/b"
+    curl -s -o /dev/null -X TRACE "http://127.0.0.1:$port/c"
+  done
   curl -s -o /dev/null -H "X-Auth-Token: $TOKEN" "http://127.0.0.1:$ADMIN_PORT/status"
+  curl -s -o /dev/null -H "X-Auth-Token: $TOKEN" "http://127.0.0.1:$ETCD_ADMIN_PORT/status"
   sleep 0.5
 done
 scraped() {
-  curl -sf "http://127.0.0.1:$prom/api/v1/query" --data-urlencode 'query=count_over_time(vpcguard_build_info[1m]) >= 5' \
+  curl -sf "http://127.0.0.1:$prom/api/v1/query" --data-urlencode 'query=count(count_over_time(vpcguard_build_info[1m]) >= 5) == 2' \
     | grep -q '"result":\[{'
 }
-wait_for 20 "five scrapes of vpcguard" scraped
+wait_for 20 "five scrapes of both instances" scraped
 "$PY" - "$DASH" "$prom" <<'PYEOF'
 import json, sys, urllib.parse, urllib.request
 dash, port = json.load(open(sys.argv[1])), sys.argv[2]

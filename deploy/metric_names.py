@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""Check that PromQL expressions name only metrics, labels and label values that a live vpcguard
-/metrics exposes (docs/contract.md §9: every family has its series from startup, so a name
+"""Check that PromQL expressions name only metrics, labels and label values that live vpcguard
+instances expose (docs/contract.md §9: every family has its series from startup, so a name
 missing from a fresh process's /metrics does not exist).
 
-Usage: metric_names.py METRICS.txt (alerts|grafana) FILE
+Usage: metric_names.py (alerts|grafana) FILE METRICS.txt [METRICS.txt ...]
 
 - alerts: every `expr` of a Prometheus rule file;
 - grafana: every target `expr` and templating `query` of a dashboard JSON.
 
-Checked: each `vpcguard_*` / `process_*` name is a series name of the exposition; each label
+Each METRICS.txt is one live instance's /metrics; what the expressions may name is their union
+(the default build with the file store, and the etcd build with the etcd store, whose
+`policy_store_*` families only it exports). An expression that names a metric only some of them
+expose says which.
+
+Checked: each `vpcguard_*` / `process_*` name is a series name of an exposition; each label
 matcher on it names a label that metric has; an `=` matcher's value, and each literal of an
 `=~"a|b"` matcher, is a value that label takes; each `by (…)`/`without (…)` label is a label of a
 metric in the expression, or a target label Prometheus adds. Values holding a Grafana variable
@@ -16,6 +21,7 @@ metric in the expression, or a target label Prometheus adds. Values holding a Gr
 """
 
 import json
+import os
 import re
 import sys
 
@@ -27,9 +33,8 @@ MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
 GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
 
 
-def exposition(path):
-    """series name -> {label -> set of values}"""
-    out = {}
+def exposition(path, out):
+    """Add path's series to out: series name -> {label -> set of values}."""
     for line in open(path):
         if not line.strip() or line.startswith("#"):
             continue
@@ -40,6 +45,10 @@ def exposition(path):
         for k, v in re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""):
             labels.setdefault(k, set()).add(v)
     return out
+
+
+def series_names(path):
+    return set(exposition(path, {}))
 
 
 def problems(expr, live):
@@ -96,18 +105,27 @@ def expressions(kind, path):
 
 
 def main():
-    live = exposition(sys.argv[1])
+    kind, path, sources = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if kind not in ("alerts", "grafana") or not sources:
+        sys.exit(__doc__)
+    live = {}
+    for s in sources:
+        exposition(s, live)
+    names = {s: series_names(s) for s in sources}
+    short = {s: os.path.basename(s) for s in sources}
     bad = 0
     n = 0
-    for where, expr in expressions(sys.argv[2], sys.argv[3]):
+    for where, expr in expressions(kind, path):
         n += 1
         p = problems(expr, live)
         if p:
             bad += 1
             print(f"FAIL {where}: " + "; ".join(p))
-        else:
-            print(f"ok   {where}")
-    print(f"{n} expressions, {n - bad} name only what /metrics exposes, {bad} do not")
+            continue
+        partial = sorted({m for m, _ in NAME.findall(expr) if not all(m in names[s] for s in sources)})
+        where_from = "; ".join(f"{m} only from {', '.join(short[s] for s in sources if m in names[s])}" for m in partial)
+        print(f"ok   {where}" + (f" ({where_from})" if where_from else ""))
+    print(f"{n} expressions, {n - bad} name only what the live /metrics of {' + '.join(short.values())} expose, {bad} do not")
     sys.exit(1 if bad or not n else 0)
 
 
