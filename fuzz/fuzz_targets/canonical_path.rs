@@ -178,7 +178,12 @@ fn upstream_view(path: &str) -> Option<String> {
 /// and the `;` parameters on the raw target). So only paths without those escapes, in ASCII
 /// (what a request line carries), are compared.
 fn modelled(canonical: &str) -> bool {
+    // A raw `?`: `canonicalize_path` reads its whole input as a path (the data plane passes
+    // `Uri::path()`, which never holds one), the routes and a server stop at it; which side of
+    // it a dot segment falls on then decides, not the path (found: `/a/.?.x` is judged dotted,
+    // fail-closed, while a server serves `/a`).
     canonical.is_ascii()
+        && !canonical.contains('?')
         && escapes(canonical)
             .iter()
             .all(|(v, _)| !matches!(v, Some(b'%' | b'?' | b';')))
