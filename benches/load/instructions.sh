@@ -23,9 +23,7 @@ BIN=${CARGO_TARGET_DIR:-target}/release/vpcguard
 source benches/load/lib.sh
 source benches/load/proxies.sh
 cargo build --release --quiet --bin vpcguard
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-cat "$work/cert.pem" "$work/key.pem" > "$work/combined.pem"
+make_tls_pair
 UP=$(free_port)
 start_upstream "$UP"
 export NGINX_MASTER=off

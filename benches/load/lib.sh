@@ -8,6 +8,13 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# The TLS pair every TLS listener serves (ECDSA P-256, like vpcguard's self-signed one):
+# $work/cert.pem, $work/key.pem, and both in $work/combined.pem (HAProxy's `crt`).
+make_tls_pair() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  cat "$work/cert.pem" "$work/key.pem" > "$work/combined.pem"
+}
 # The upstream: nginx, one worker, a 2-byte static body on 127.0.0.1:$1 (waits until it accepts);
 # $2, if given, is the CPU to pin it to.
 start_upstream() {

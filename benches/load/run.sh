@@ -39,9 +39,7 @@ first_rules=${RULES%% *}
 cargo build --release --quiet --bin vpcguard
 
 # --- certificate shared by every TLS listener (ECDSA P-256, like vpcguard's self-signed one) -------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-cat "$work/cert.pem" "$work/key.pem" > "$work/combined.pem"
+make_tls_pair
 
 # --- upstream: nginx, one worker, CPU 1 ---------------------------------------------------------------
 UP=$(free_port)
