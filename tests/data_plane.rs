@@ -339,6 +339,19 @@ async fn websocket_upgrade_passes_through() {
     websocket_round_trip(&proxy).await;
 }
 
+/// A proxy in front of the `https://` upstream on `port` (as `localhost`), trusting `ca_pem`
+/// through `upstream.tls.ca`, with `upstream_extra` lines (indented) under `upstream:`.
+async fn https_upstream_proxy(port: u16, ca_pem: &str, upstream_extra: &str) -> TestProxy {
+    let config = format!(
+        "upstream:\n  url: \"https://localhost:{port}\"\n{upstream_extra}  tls: {{ ca: upstream-ca.pem }}\n{STATIC_TENANT}"
+    );
+    let ca = ca_pem.to_owned();
+    TestProxy::start_with(&config, OPEN_POLICY, false, move |dir| {
+        std::fs::write(dir.join("upstream-ca.pem"), ca).unwrap();
+    })
+    .await
+}
+
 /// An `https://` upstream that would pick h2 for ALPN still gets upgrades: their connection
 /// offers only http/1.1.
 #[tokio::test]
@@ -347,15 +360,7 @@ async fn websocket_upgrade_passes_through_to_an_https_upstream_that_prefers_h2()
     let pki = common::pki();
     let (up, accepted) =
         Upstream::start_tls(&pki.cert_pem, &pki.key_pem, &[b"h2", b"http/1.1"]).await;
-    let config = format!(
-        "upstream:\n  url: \"https://localhost:{}\"\n  tls: {{ ca: upstream-ca.pem }}\n{STATIC_TENANT}",
-        up.addr.port()
-    );
-    let ca = pki.ca_pem.clone();
-    let proxy = TestProxy::start_with(&config, OPEN_POLICY, false, move |dir| {
-        std::fs::write(dir.join("upstream-ca.pem"), ca).unwrap();
-    })
-    .await;
+    let proxy = https_upstream_proxy(up.addr.port(), &pki.ca_pem, "").await;
     websocket_round_trip(&proxy).await;
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
@@ -572,14 +577,8 @@ async fn https_upstream_alpn_picks_h2_or_http1_and_preserve_host_holds_on_both()
         for preserve in [true, false] {
             let (up, accepted) = Upstream::start_tls(&pki.cert_pem, &pki.key_pem, alpn).await;
             let upstream = format!("localhost:{}", up.addr.port());
-            let config = format!(
-                "upstream:\n  url: \"https://{upstream}\"\n  preserve_host: {preserve}\n  tls: {{ ca: upstream-ca.pem }}\n{STATIC_TENANT}"
-            );
-            let ca = pki.ca_pem.clone();
-            let proxy = TestProxy::start_with(&config, OPEN_POLICY, false, move |dir| {
-                std::fs::write(dir.join("upstream-ca.pem"), ca).unwrap();
-            })
-            .await;
+            let extra = format!("  preserve_host: {preserve}\n");
+            let proxy = https_upstream_proxy(up.addr.port(), &pki.ca_pem, &extra).await;
             let mut sent = 0;
             for http2 in [false, true, false, true] {
                 let e = get_as_host(proxy.addr(), http2, host).await;
@@ -621,15 +620,7 @@ async fn https_upstream_with_an_untrusted_certificate_is_a_502_until_its_ca_is_r
     let (trusted, other) = (common::pki(), common::pki());
     let (up, accepted) =
         Upstream::start_tls(&other.cert_pem, &other.key_pem, &[b"h2", b"http/1.1"]).await;
-    let config = format!(
-        "upstream:\n  url: \"https://localhost:{}\"\n  tls: {{ ca: upstream-ca.pem }}\n{STATIC_TENANT}",
-        up.addr.port()
-    );
-    let ca = trusted.ca_pem.clone();
-    let proxy = TestProxy::start_with(&config, OPEN_POLICY, false, move |dir| {
-        std::fs::write(dir.join("upstream-ca.pem"), ca).unwrap();
-    })
-    .await;
+    let proxy = https_upstream_proxy(up.addr.port(), &trusted.ca_pem, "").await;
     let r = proxy
         .client(false)
         .get(format!("{}/x", proxy.base()))
