@@ -7,6 +7,7 @@
 #
 # Usage: benches/load/callgrind.sh [REQUESTS=4000] [RULES=10] [ACCESS_LOG=false] [OUT] [PROTO=h1]
 #   PROTO: h1 (plain HTTP/1.1), h2c (plain HTTP/2), tls-h1, tls-h2
+# Env: EXTRA_CONFIG is appended to the config as top-level YAML (e.g. 'identity_headers: false').
 # Loopback only, bounded. Needs: valgrind, nginx-light, nghttp2-client, python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +35,7 @@ tenant:
 log:
   access_log: $ACCESS
   level: info
+${EXTRA_CONFIG:-}
 CFG
 TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT" \
   "$BIN" run -c "$work/v.yaml" > "$logs/v.log" 2>&1 & pids+=($!)

@@ -92,8 +92,12 @@ impl RequestRecord {
     /// when it ends.
     pub(super) fn attach(mut self, mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
         self.status = resp.status().as_u16();
-        resp.headers_mut()
-            .insert(X_REQUEST_ID, self.request_id.clone());
+        // Marked sensitive so that HTTP/2's HPACK sends it as a literal: a value unique to every
+        // response gains nothing from the dynamic table and would evict the entries that repeat
+        // (RFC 7541 §7.1.3; callgrind, BENCHMARKS.md). HTTP/1.1 ignores the flag.
+        let mut id = self.request_id.clone();
+        id.set_sensitive(true);
+        resp.headers_mut().insert(X_REQUEST_ID, id);
         resp.map(|b| http_body_util::BodyExt::boxed(CompletionBody::new(b, self)))
     }
 }

@@ -196,6 +196,26 @@ fn strip_untrusted_removes_vpcep_and_identity_headers_only() {
 }
 
 #[test]
+fn strip_untrusted_finds_every_configured_name_and_leaves_a_clean_request_alone() {
+    // Only the second configured id header is present: it goes, everything else stays.
+    let mut map = headers(&[("x-alt-vpcep-id", b"abc"), ("host", b"example.com")]);
+    strip_untrusted(&mut map, &[ID, ID2], &[MARKER]);
+    assert_eq!(
+        map.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+        ["host"]
+    );
+    // Nothing to strip: the map is untouched, values and order included.
+    let clean = headers(&[
+        ("host", b"example.com"),
+        ("accept", b"*/*"),
+        ("accept", b"x"),
+    ]);
+    let mut map = clean.clone();
+    strip_untrusted(&mut map, &[ID, ID2], &[MARKER]);
+    assert_eq!(map, clean);
+}
+
+#[test]
 fn vpcep_header_error_reasons_are_stable() {
     let reasons = [
         VpcepHeaderError::Conflicting { header: ID },
