@@ -114,23 +114,41 @@ pub async fn serve(
     let limits = cfg.limits.clone();
     drop(current);
 
-    // 3. TLS, under its deadline.
+    // 3. TLS, under its deadline. The TLS branch is boxed: its handshake and stream state
+    //    (~4.4 KB) would otherwise be part of every plain connection's task too, which stays
+    //    allocated for as long as the connection is open (`-Zprint-type-sizes`, BENCHMARKS.md
+    //    "Memory per idle keep-alive connection").
     match tls {
         None => serve_http(shared, info, io, &limits, activity, watcher).await,
         Some(acceptor) => {
-            match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(io)).await {
-                Ok(Ok(tls_io)) => {
-                    serve_http(shared, info, tls_io, &limits, activity, watcher).await
-                }
-                Ok(Err(e)) => {
-                    shared.metrics.count_reject(RejectReason::Tls);
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                }
-                Err(_) => {
-                    shared.metrics.count_reject(RejectReason::Timeout);
-                    tracing::info!(%peer, "TLS handshake timed out");
-                }
-            }
+            Box::pin(serve_tls(
+                shared, info, io, acceptor, &limits, activity, watcher,
+            ))
+            .await
+        }
+    }
+}
+
+/// Stage 3 for a TLS listener: the handshake under `tls_handshake_timeout`, then HTTP.
+async fn serve_tls(
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    io: Rewind<TcpStream>,
+    acceptor: TlsAcceptor,
+    limits: &Limits,
+    activity: Arc<Activity>,
+    watcher: Watcher,
+) {
+    let peer = info.peer;
+    match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(io)).await {
+        Ok(Ok(tls_io)) => serve_http(shared, info, tls_io, limits, activity, watcher).await,
+        Ok(Err(e)) => {
+            shared.metrics.count_reject(RejectReason::Tls);
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            shared.metrics.count_reject(RejectReason::Timeout);
+            tracing::info!(%peer, "TLS handshake timed out");
         }
     }
 }

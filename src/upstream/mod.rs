@@ -252,10 +252,13 @@ impl Forwarder {
         let (mut req, body_done) = split_end(req);
         let limit = self.upstream.response_timeout;
         let mut clock = ResponseClock::new(limit, body_done, exchange.clone());
+        // Only the HTTP/1.1 pool's path is inline: the others are boxed, so that the common
+        // request future does not carry (and copy on every move) their ~4.5 KB of state
+        // (`-Zprint-type-sizes`, BENCHMARKS.md).
         if !upgrade {
             match (&self.pool, &self.h2c) {
                 (Some(pool), Some(h2)) => {
-                    return self.mixed(pool, h2, req, &mut clock, exchange).await;
+                    return Box::pin(self.mixed(pool, h2, req, &mut clock, exchange)).await;
                 }
                 (Some(pool), None) => {
                     return match pool.send(req, &mut clock, None).await {
@@ -264,7 +267,7 @@ impl Forwarder {
                     };
                 }
                 (None, Some(h2)) => {
-                    return match via_h2(h2, req, &mut clock, exchange).await {
+                    return match Box::pin(via_h2(h2, req, &mut clock, exchange)).await {
                         Err(Either::Right(_)) => Err(negotiated()),
                         Err(Either::Left(e)) => Err(e),
                         Ok(resp) => Ok(resp),
@@ -289,7 +292,7 @@ impl Forwarder {
         // connections it sends HTTP/1.1-versioned requests as HTTP/2 (docs/design.md §7.4).
         *req.version_mut() = Version::HTTP_11;
         let (req, body_cause) = keep_body_cause(req);
-        let result = clock.bound(self.client.request(req)).await?;
+        let result = Box::pin(clock.bound(self.client.request(req))).await?;
         match result {
             Ok(resp) => Ok(resp.map(crate::body::boxed)),
             Err(_) if let Some(idle) = exchange.expired() => Err(ForwardError::StreamIdle(idle)),

@@ -206,7 +206,7 @@ impl H1Pool {
             return Ok((conn, true));
         }
         if let Some(permit) = self.limit.try_acquire() {
-            return Ok((self.connect(permit).await?, false));
+            return Ok((Box::pin(self.connect(permit)).await?, false));
         }
         // A deadline, not synchronisation; `sleep` takes a duration, so no `Instant` overflows.
         #[allow(clippy::disallowed_methods)]
@@ -230,7 +230,7 @@ impl H1Pool {
             tokio::select! {
                 biased;
                 permit = self.limit.acquire() => match permit {
-                    Some(p) => return Ok((self.connect(p).await?, false)),
+                    Some(p) => return Ok((Box::pin(self.connect(p)).await?, false)),
                     None => return Err(overflow()),
                 },
                 _ = self.returned.notified() => {}
@@ -306,6 +306,11 @@ impl H1Pool {
 
     /// Open a connection that holds `permit` until it closes; one whose ALPN chose h2 is
     /// [`PoolError::Negotiated`].
+    ///
+    /// # Performance
+    /// Callers box this future: dialling (and a TLS handshake) is ~1.4 KB of state that every
+    /// request's future would otherwise carry, and copy when it moves, for a path kept
+    /// connections rarely take (`-Zprint-type-sizes`, BENCHMARKS.md).
     async fn connect(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Conn, PoolError> {
         let (io, proto) = self.dial.dial().await.map_err(PoolError::Connect)?;
         if proto == Proto::Http2 {
