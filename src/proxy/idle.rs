@@ -18,11 +18,12 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -34,7 +35,7 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// Bumped each time the connection becomes idle (last in-flight request done).
     idle_epoch: AtomicU64,
-    reader: Mutex<Option<Waker>>,
+    reader: AtomicWaker,
 }
 
 impl Activity {
@@ -55,11 +56,7 @@ impl Drop for InFlight {
         if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle_epoch.fetch_add(1, Ordering::AcqRel);
             // The reader may be parked without a deadline armed; wake it so it arms one.
-            if let Ok(mut w) = self.0.reader.lock()
-                && let Some(w) = w.take()
-            {
-                w.wake();
-            }
+            self.0.reader.wake();
         }
     }
 }
@@ -72,6 +69,9 @@ pub struct IdleTimeoutIo<T> {
     keepalive_timeout: Duration,
     seen_epoch: u64,
     head_started: bool,
+    /// The read deadline in force.
+    want: Instant,
+    /// A timer that fires at or before `want`, never after (see [`IdleTimeoutIo::set_deadline`]).
     deadline: Pin<Box<Sleep>>,
     write_stall: Option<WriteStall>,
 }
@@ -142,6 +142,7 @@ impl<T> IdleTimeoutIo<T> {
             keepalive_timeout,
             seen_epoch: 0,
             head_started: true,
+            want: after(header_timeout),
             deadline: Box::pin(tokio::time::sleep_until(after(header_timeout))),
             write_stall: None,
         }
@@ -179,6 +180,36 @@ impl<T> IdleTimeoutIo<T> {
         }
     }
 
+    /// Make `at` the read deadline.
+    ///
+    /// # Performance
+    /// The timer is moved only when `at` is earlier than where it is set; a later deadline is
+    /// only remembered, and the timer, firing early, is moved to it then ([`Self::poll_deadline`]).
+    /// Every request moves the deadline twice (keep-alive when it ends, header read when the next
+    /// one starts), each later than the one before in steady traffic, and each move of a tokio
+    /// timer is a timer-wheel remove and insert (~190 instructions, callgrind): this way a busy
+    /// connection moves it about once per `header_read_timeout`, not twice per request.
+    fn set_deadline(&mut self, at: Instant) {
+        self.want = at;
+        if at < self.deadline.deadline() {
+            self.deadline.as_mut().reset(at);
+        }
+    }
+
+    /// Ready when the read deadline has passed; a timer that fired early is moved to it.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if Instant::now() >= self.want {
+                return Poll::Ready(());
+            }
+            let want = self.want;
+            self.deadline.as_mut().reset(want);
+        }
+    }
+
     fn write_expired(&self) -> bool {
         self.write_stall.as_ref().is_some_and(|s| s.expired)
     }
@@ -192,10 +223,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.activity.in_flight.load(Ordering::Acquire) > 0 {
-            if let Ok(mut w) = this.activity.reader.lock() {
-                *w = Some(cx.waker().clone());
+            this.activity.reader.register(cx.waker());
+            // Checked again after registering: a request that ended in between either is seen
+            // here or wakes the waker just registered, so the idle deadline is never missed.
+            if this.activity.in_flight.load(Ordering::Acquire) > 0 {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         let epoch = this.activity.idle_epoch.load(Ordering::Acquire);
         if epoch != this.seen_epoch {
@@ -203,7 +236,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
             this.seen_epoch = epoch;
             this.head_started = false;
             let at = after(this.keepalive_timeout);
-            this.deadline.as_mut().reset(at);
+            this.set_deadline(at);
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -212,12 +245,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
                     // 2. First byte of the next head: the header clock replaces the idle one.
                     this.head_started = true;
                     let at = after(this.header_timeout);
-                    this.deadline.as_mut().reset(at);
+                    this.set_deadline(at);
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+            Poll::Pending => match this.poll_deadline(cx) {
                 Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     if this.head_started {
@@ -328,6 +361,68 @@ mod tests {
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.to_string(), "keepalive_timeout");
         assert!(start.elapsed() >= Duration::from_secs(75));
+    }
+
+    /// The timer is moved lazily (`set_deadline`): each deadline must still hold to the
+    /// millisecond, whether it is later than where the timer stands (remembered, the timer moved
+    /// when it fires early) or earlier (the timer moved at once).
+    #[tokio::test(start_paused = true)]
+    async fn idle_io_deadlines_hold_exactly_when_the_timer_moves_lazily() {
+        let within = |elapsed: Duration, want: u64| {
+            let want = Duration::from_secs(want);
+            assert!(
+                elapsed >= want && elapsed < want + Duration::from_millis(5),
+                "{elapsed:?} vs {want:?}"
+            );
+        };
+        let (mut client, server) = tokio::io::duplex(64);
+        let act = Arc::new(Activity::default());
+        let mut io = IdleTimeoutIo::new(
+            server,
+            act.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(75),
+        );
+        let mut buf = [0u8; 8];
+        // A request arrives at 5 s and is answered: the connection goes idle at 5 s, and its
+        // keep-alive deadline (80 s) is later than the timer's (the header deadline, 10 s).
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let guard = act.begin();
+        client.write_all(b"x").await.unwrap();
+        assert_eq!(io.read(&mut buf).await.unwrap(), 1);
+        drop(guard);
+        // The next head's first byte comes at 35 s: its header deadline (45 s) is earlier than
+        // the keep-alive one; a silent client then fails at 45 s, neither at 10 s nor at 80 s.
+        let start = Instant::now();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            let first = io.read(&mut buf).await.map_err(|e| e.to_string());
+            let at_first = Instant::now();
+            let second = io.read(&mut buf).await.map_err(|e| e.to_string());
+            (first, at_first, second, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        client.write_all(b"G").await.unwrap();
+        let (first, at_first, second, at_second) = reader.await.unwrap();
+        assert_eq!(first, Ok(1));
+        within(at_first - start, 30);
+        assert_eq!(second, Err("header_read_timeout".to_string()));
+        within(at_second - start, 40);
+        // Idle with no byte: the keep-alive deadline holds exactly (timer fired early at the
+        // stale header deadline, moved to the real one).
+        let (_client, server) = tokio::io::duplex(64);
+        let act = Arc::new(Activity::default());
+        let mut io = IdleTimeoutIo::new(
+            server,
+            act.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(75),
+        );
+        drop(act.begin());
+        let start = Instant::now();
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.to_string(), "keepalive_timeout");
+        within(start.elapsed(), 75);
     }
 
     #[tokio::test(start_paused = true)]
