@@ -114,12 +114,13 @@ pub async fn serve(
     let limits = cfg.limits.clone();
     drop(current);
 
-    // 3. TLS, under its deadline. The TLS branch is boxed: its handshake and stream state
-    //    (~4.4 KB) would otherwise be part of every plain connection's task too, which stays
-    //    allocated for as long as the connection is open (`-Zprint-type-sizes`, BENCHMARKS.md
-    //    "Memory per idle keep-alive connection").
+    // 3. TLS, under its deadline. Each branch is boxed, so that the connection's task, which
+    //    stays allocated for as long as the connection is open, holds only the branch it takes:
+    //    inline, a plain connection carried the TLS branch's ~4.4 KB and a TLS one the plain
+    //    branch's share (`-Zprint-type-sizes`, DHAT; BENCHMARKS.md "Memory per idle keep-alive
+    //    connection").
     match tls {
-        None => serve_http(shared, info, io, &limits, activity, watcher).await,
+        None => Box::pin(serve_http(shared, info, io, &limits, activity, watcher)).await,
         Some(acceptor) => {
             Box::pin(serve_tls(
                 shared, info, io, acceptor, &limits, activity, watcher,
