@@ -6,11 +6,13 @@
 #
 # Per proxy and run: start it under `valgrind --tool=callgrind --instr-atstart=no` (nginx as a
 # single process), warm up with 200 requests, switch instrumentation on, send REQUESTS requests
-# with h2load over 4 connections, dump, and divide the instructions (Ir) by the requests. Then the
+# with h2load over CONNS (default 4) connections, dump, and divide the instructions (Ir) by the requests. Then the
 # same run without valgrind under `strace -c -f` for system calls per request. The TLS runs include
-# the 4 handshakes of the measured connections in the count (same for every proxy).
+# the CONNS handshakes of the measured connections in the count (same for every proxy).
 #
 # Usage: benches/load/instructions.sh [REQUESTS=8000] [RULES=10] [PROXIES="vpcguard nginx-geo haproxy"] [RUNS="h1 tls-h1 tls-h2"]
+# Env: CONNS=32 runs with run.sh's 32 connections (more in flight: more upstream connections, less
+# batching per wakeup).
 # Loopback only, bounded by REQUESTS; everything started is stopped on exit. About 1 minute per
 # proxy × run. Needs: valgrind, strace, nginx-light, haproxy, nghttp2-client, openssl, python3.
 set -euo pipefail
@@ -40,8 +42,8 @@ start() { # proxy mode port
 }
 load() { # run url requests
   case $1 in
-    tls-h2) h2load -n "$3" -c 4 -m 4 "$2" ;;
-    *) h2load --h1 -n "$3" -c 4 "$2" ;;
+    tls-h2) h2load -n "$3" -c "${CONNS:-4}" -m 4 "$2" ;;
+    *) h2load --h1 -n "$3" -c "${CONNS:-4}" "$2" ;;
   esac
 }
 ok() { awk '/status codes:/ {print $3}'; }
@@ -90,4 +92,4 @@ for r in rows:
 PY
 echo
 echo "$(date -u +%F); $("$BIN" --version); $(nginx -v 2>&1); $(haproxy -v | head -1 | cut -d' ' -f1-3); $(h2load --version); $(valgrind --version)"
-echo "$N requests over 4 connections per run (h2: 4 streams each), $RULES rules, access logs off"
+echo "$N requests over ${CONNS:-4} connections per run (h2: 4 streams each), $RULES rules, access logs off"
