@@ -62,20 +62,45 @@ fuzz_target!(|data: &[u8]| {
 
     // Reading, as for a trusted peer.
     let first = vpcep_from_headers(&headers, &ID, &MARKER);
-    assert_eq!(first, vpcep_from_headers(&headers, &ID, &MARKER), "deterministic");
+    assert_eq!(
+        first,
+        vpcep_from_headers(&headers, &ID, &MARKER),
+        "deterministic"
+    );
     let present = ID.iter().chain(&MARKER).any(|n| headers.contains_key(n));
     match &first {
-        Ok(None) => assert!(!present, "a configured header is present but nothing was read"),
+        Ok(None) => assert!(
+            !present,
+            "a configured header is present but nothing was read"
+        ),
         Ok(Some(HeaderVpcep::Id(id))) => {
             assert!((1..=MAX_VPCEP_ID_LEN).contains(&id.len()), "{id:?}");
-            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{id:?}");
-            let from = ID.iter().find(|n| headers.contains_key(*n)).expect("an id header");
-            assert_eq!(headers.get(from).map(HeaderValue::as_bytes), Some(id.as_bytes()));
+            assert!(
+                id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                "{id:?}"
+            );
+            let from = ID
+                .iter()
+                .find(|n| headers.contains_key(*n))
+                .expect("an id header");
+            assert_eq!(
+                headers.get(from).map(HeaderValue::as_bytes),
+                Some(id.as_bytes())
+            );
         }
         Ok(Some(HeaderVpcep::Marker(m))) => {
-            assert!(!ID.iter().any(|n| headers.contains_key(n)), "an id header goes first");
-            let from = MARKER.iter().find(|n| headers.contains_key(*n)).expect("a marker header");
-            let text = headers.get(from).and_then(|v| v.to_str().ok()).expect("ascii");
+            assert!(
+                !ID.iter().any(|n| headers.contains_key(n)),
+                "an id header goes first"
+            );
+            let from = MARKER
+                .iter()
+                .find(|n| headers.contains_key(*n))
+                .expect("a marker header");
+            let text = headers
+                .get(from)
+                .and_then(|v| v.to_str().ok())
+                .expect("ascii");
             assert_eq!(text.parse::<u64>().ok(), Some(*m), "{text:?}");
         }
         Err(_) => assert!(present, "an error without a configured header"),
@@ -87,7 +112,10 @@ fuzz_target!(|data: &[u8]| {
     let lines = |h: &HeaderMap, keep: &dyn Fn(&HeaderName) -> bool| {
         let mut by_name: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         for (n, v) in h.iter().filter(|(n, _)| keep(n)) {
-            by_name.entry(n.as_str().to_owned()).or_default().push(v.as_bytes().to_vec());
+            by_name
+                .entry(n.as_str().to_owned())
+                .or_default()
+                .push(v.as_bytes().to_vec());
         }
         by_name
     };
