@@ -11,7 +11,9 @@
 # the CONNS handshakes of the measured connections in the count (same for every proxy).
 #
 # Usage: benches/load/instructions.sh [REQUESTS=8000] [RULES=10] [PROXIES="vpcguard nginx-geo haproxy"] [RUNS="h1 tls-h1 tls-h2"]
-# Env: CONNS=32 runs with run.sh's 32 connections (more in flight: more upstream connections, less
+# Env: CACHE_SIM=yes adds callgrind's cache and branch simulation (--cache-sim=yes
+# --branch-sim=yes) and prints every simulated event per request (L1/LL misses, mispredictions);
+# CONNS=32 runs with run.sh's 32 connections (more in flight: more upstream connections, less
 # batching per wakeup).
 # Loopback only, bounded by REQUESTS; everything started is stopped on exit. About 1 minute per
 # proxy × run. Needs: valgrind, strace, nginx-light, haproxy, nghttp2-client, openssl, python3.
@@ -23,6 +25,7 @@ RUNS=${4:-"h1 tls-h1 tls-h2"}
 ACCESS_LOG=false
 BIN=${CARGO_TARGET_DIR:-target}/release/vpcguard
 source benches/load/lib.sh
+sim=""; [ "${CACHE_SIM:-}" = yes ] && sim="--cache-sim=yes --branch-sim=yes"
 source benches/load/proxies.sh
 cargo build --release --quiet --bin vpcguard
 make_tls_pair
@@ -54,13 +57,18 @@ for proxy in $PROXIES; do
     case $run in tls-*) mode=tls; scheme=https ;; esac
     # 1. Instructions, under callgrind.
     port=$(free_port); out=$work/cg.$proxy.$run
-    LAUNCH="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out" start "$proxy" "$mode" "$port"
+    LAUNCH="valgrind --tool=callgrind ${sim:-} --instr-atstart=no --callgrind-out-file=$out" start "$proxy" "$mode" "$port"
     load "$run" "$scheme://127.0.0.1:$port/" 200 > /dev/null
     callgrind_control -i on "$PID" > /dev/null
     n=$(load "$run" "$scheme://127.0.0.1:$port/" "$N" | ok)
     callgrind_control -d "$PID" > /dev/null
     kill "$PID"; wait "$PID" 2>/dev/null || true
     ir=$(awk '/^summary:/ {print $2}' "$out.1")
+    if [ -n "${sim:-}" ]; then   # every simulated event per request, for the cache table
+      paste -d' ' <(awk '/^events:/ {for (i = 2; i <= NF; i++) print $i}' "$out.1") \
+        <(awk -v n="$N" '/^summary:/ {for (i = 2; i <= NF; i++) printf "%.0f\n", $i / n}' "$out.1") |
+        tr '\n' ' ' | sed "s/^/$proxy $run per request: /" >&2; echo >&2
+    fi
     [ "$n" = "$N" ] || { echo "$proxy $run: $n of $N requests answered 2xx" >&2; exit 1; }
     # 2. System calls, natively under strace.
     port=$(free_port)
