@@ -745,6 +745,12 @@ fn ppp_outcome(buf: &[u8]) -> Oracle {
     match ppp::HeaderResult::parse(buf) {
         ppp::HeaderResult::V1(Ok(h)) => {
             let line = h.header.as_ref();
+            // `ppp` accepts an `UNKNOWN` line that ends at a bare LF when the input ends there;
+            // §2.1 ends every line at CRLF and tells the receiver to ignore anything before it,
+            // so ours keeps waiting for the CRLF. Seen as a rejection here.
+            if !line.ends_with("\r\n") {
+                return Oracle::Reject(format!("ppp ended the v1 line at a bare LF: {line:?}"));
+            }
             let mut header = empty(1, Command::Proxy);
             (header.source, header.destination) = match h.addresses {
                 ppp::v1::Addresses::Unknown => {
@@ -1244,6 +1250,20 @@ fn documented_differences_are_what_they_claim() {
         agree(unknown),
         Ok(Verdict::PppStricter("v1 UNKNOWN with text before the CRLF"))
     );
+
+    // ppp more lenient than §2.1 the other way: an `UNKNOWN` line whose input ends at a bare LF.
+    // Ours waits for the CRLF; when one follows, both take the line up to it. Found by a CI
+    // proptest run.
+    let bare_lf = b"PROXY UNKNOWN 0.0.0.0 0.0.0.0 0 \n";
+    assert_eq!(parse_ours(bare_lf, &[]), Ok(Parsed::Incomplete));
+    assert!(ppp::v1::Header::try_from(&bare_lf[..]).is_ok());
+    assert_eq!(agree(bare_lf), Ok(Verdict::BothReject));
+    let then_crlf = b"PROXY UNKNOWN 0.0.0.0 0.0.0.0 0 \nmore\r\n";
+    assert!(matches!(
+        parse_ours(then_crlf, &[]),
+        Ok(Parsed::Complete { len: 39, .. })
+    ));
+    assert_eq!(agree(then_crlf), Ok(Verdict::BothAccept));
 
     // Where the spec is silent: a PROXY header with AF_UNSPEC and a non-empty block. ppp takes
     // the whole block as (ignored) address information; we take it as TLVs, so three bytes that
