@@ -316,16 +316,16 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// The IO under test: a 10 s header deadline, a 75 s keep-alive one.
+    fn io_10_75<T>(inner: T, act: Arc<Activity>) -> IdleTimeoutIo<T> {
+        IdleTimeoutIo::new(inner, act, Duration::from_secs(10), Duration::from_secs(75))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn idle_io_silent_client_times_out_on_header_deadline() {
         let (client, server) = tokio::io::duplex(64);
         let act = Arc::new(Activity::default());
-        let mut io = IdleTimeoutIo::new(
-            server,
-            act,
-            Duration::from_secs(10),
-            Duration::from_secs(75),
-        );
+        let mut io = io_10_75(server, act);
         let mut buf = [0u8; 8];
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
@@ -337,12 +337,7 @@ mod tests {
     async fn idle_io_in_flight_request_has_no_deadline_then_keepalive_applies() {
         let (mut client, server) = tokio::io::duplex(64);
         let act = Arc::new(Activity::default());
-        let mut io = IdleTimeoutIo::new(
-            server,
-            act.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(75),
-        );
+        let mut io = io_10_75(server, act.clone());
         let guard = act.begin();
         // With a request in flight, 100 s of silence is fine.
         let read = tokio::spawn(async move {
@@ -377,12 +372,7 @@ mod tests {
         };
         let (mut client, server) = tokio::io::duplex(64);
         let act = Arc::new(Activity::default());
-        let mut io = IdleTimeoutIo::new(
-            server,
-            act.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(75),
-        );
+        let mut io = io_10_75(server, act.clone());
         let mut buf = [0u8; 8];
         // A request arrives at 5 s and is answered: the connection goes idle at 5 s, and its
         // keep-alive deadline (80 s) is later than the timer's (the header deadline, 10 s).
@@ -413,12 +403,7 @@ mod tests {
         // stale header deadline, moved to the real one).
         let (_client, server) = tokio::io::duplex(64);
         let act = Arc::new(Activity::default());
-        let mut io = IdleTimeoutIo::new(
-            server,
-            act.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(75),
-        );
+        let mut io = io_10_75(server, act.clone());
         drop(act.begin());
         let start = Instant::now();
         let err = io.read(&mut buf).await.unwrap_err();
@@ -434,13 +419,8 @@ mod tests {
         let metrics = crate::metrics::Metrics::register(&reg).unwrap();
         let act = Arc::new(Activity::default());
         let _busy = act.begin();
-        let mut io = IdleTimeoutIo::new(
-            server,
-            act,
-            Duration::from_secs(10),
-            Duration::from_secs(75),
-        )
-        .with_write_stall(Duration::from_secs(300), metrics.stream_timeouts.clone());
+        let mut io = io_10_75(server, act)
+            .with_write_stall(Duration::from_secs(300), metrics.stream_timeouts.clone());
         let start = Instant::now();
         let err = io.write_all(&[0u8; 64]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
