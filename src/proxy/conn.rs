@@ -8,16 +8,17 @@
 //! and counted in `connection_rejects_total{reason}`.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::drain::Watcher;
 use super::http::{ConnInfo, handle};
 use super::idle::{Activity, IdleTimeoutIo};
 use super::rewind::Rewind;
@@ -120,7 +121,12 @@ pub async fn serve(
     //    branch's share (`-Zprint-type-sizes`, DHAT; BENCHMARKS.md "Memory per idle keep-alive
     //    connection").
     match tls {
-        None => Box::pin(serve_http(shared, info, io, &limits, activity, watcher)).await,
+        None => {
+            Box::pin(serve_http(
+                shared, info, io, None, &limits, activity, watcher,
+            ))
+            .await
+        }
         Some(acceptor) => {
             Box::pin(serve_tls(
                 shared, info, io, acceptor, &limits, activity, watcher,
@@ -141,17 +147,31 @@ async fn serve_tls(
     watcher: Watcher,
 ) {
     let peer = info.peer;
-    match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(io)).await {
-        Ok(Ok(tls_io)) => serve_http(shared, info, tls_io, limits, activity, watcher).await,
+    // Boxed: the TLS stream (~1.3 KB, rustls' connection state) is then stored once, on the
+    // heap, instead of in the handshake's result, here, and in each stage it is moved through,
+    // for as long as the connection is open (`-Zprint-type-sizes`: six copies unboxed). The
+    // result is matched as a temporary, which ends with this statement; a named one stayed.
+    let tls_io = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(io)).await
+    {
+        Ok(Ok(tls_io)) => Box::new(tls_io),
         Ok(Err(e)) => {
             shared.metrics.count_reject(RejectReason::Tls);
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
         }
         Err(_) => {
             shared.metrics.count_reject(RejectReason::Timeout);
             tracing::info!(%peer, "TLS handshake timed out");
+            return;
         }
-    }
+    };
+    // ALPN decides (RFC 9113 §3.2); without it, the first bytes do, as on plain TCP.
+    let http = match tls_io.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Some(Http::H2),
+        Some(b"http/1.1") => Some(Http::H1),
+        _ => None,
+    };
+    serve_http(shared, info, tls_io, http, limits, activity, watcher).await
 }
 
 /// Frees the connection's slot when `serve` returns.
@@ -163,19 +183,66 @@ impl Drop for FreeSlot {
     }
 }
 
-/// Stage 4, HTTP: hyper's auto builder (HTTP/1.1 with upgrades, or HTTP/2 by preface), watched
-/// by the graceful-shutdown handle.
+/// The HTTP a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Http {
+    H1,
+    H2,
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The most the protocol sniff reads at once; all of it is replayed to hyper, usually as the
+/// whole first request, so a plain connection costs no extra read.
+const SNIFF_READ: usize = 1024;
+
+/// What the first bytes of a connection say: HTTP/2 with prior knowledge (RFC 9113 §3.3) once
+/// they are the whole preface, HTTP/1.1 as soon as they cannot become it, `None` = read more.
+fn classify(first: &[u8]) -> Option<Http> {
+    let n = first.len().min(H2_PREFACE.len());
+    if first.get(..n) != H2_PREFACE.get(..n) {
+        Some(Http::H1)
+    } else if n == H2_PREFACE.len() {
+        Some(Http::H2)
+    } else {
+        None
+    }
+}
+
+/// Read until [`classify`] decides; returns the bytes read, to be replayed. An end of stream
+/// before that is HTTP/1.1 (hyper then sees the short request and ends the connection).
+async fn sniff<IO: AsyncRead + Unpin>(io: &mut IO) -> std::io::Result<(Http, Bytes)> {
+    let mut buf = BytesMut::with_capacity(SNIFF_READ);
+    loop {
+        if let Some(http) = classify(&buf) {
+            return Ok((http, buf.freeze()));
+        }
+        if io.read_buf(&mut buf).await? == 0 {
+            return Ok((Http::H1, buf.freeze()));
+        }
+    }
+}
+
+/// Stage 4, HTTP: hyper's HTTP/1.1 connection (with upgrades) or HTTP/2 connection, as ALPN
+/// (`http`) or else the first bytes say, watched by the drain.
+///
+/// # Performance
+/// hyper's own builders rather than hyper-util's auto builder: the auto builder reads the first
+/// 24 bytes and hands them to hyper as a read of their own, which made hyper double its 8 KiB
+/// HTTP/1.1 read buffer for the whole life of every connection; here ALPN skips the sniff, and
+/// the sniffed bytes are replayed together with what the socket has next (`rewind.rs`).
 async fn serve_http<IO>(
     shared: Arc<Shared>,
     info: Arc<ConnInfo>,
     io: IO,
+    http: Option<Http>,
     limits: &Limits,
     activity: Arc<Activity>,
-    watcher: Watcher,
+    mut watcher: Watcher,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = IdleTimeoutIo::new(
+    let mut io = IdleTimeoutIo::new(
         io,
         activity,
         limits.header_read_timeout,
@@ -185,9 +252,41 @@ async fn serve_http<IO>(
         limits.stream_idle_timeout,
         shared.metrics.stream_timeouts.clone(),
     );
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let peer = info.peer;
+    let (http, first) = match http {
+        Some(http) => (http, Bytes::new()),
+        // Under `header_read_timeout`, like every read before a request (idle.rs).
+        None => match watcher.unless_draining(sniff(&mut io)).await {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection ended before its first request");
+                return;
+            }
+            None => return,
+        },
+    };
+    let io = TokioIo::new(Rewind::new(first, io));
+    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
+    // Each connection is built where it is pinned, so that it is stored once (drain.rs).
+    let ended = match http {
+        Http::H1 => {
+            let conn = pin!(h1(limits).serve_connection(io, svc).with_upgrades());
+            watcher.watch(conn, |c| c.graceful_shutdown()).await
+        }
+        Http::H2 => {
+            let conn = pin!(h2(limits).serve_connection(io, svc));
+            watcher.watch(conn, |c| c.graceful_shutdown()).await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// hyper's HTTP/1.1 server settings.
+fn h1(limits: &Limits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         // Deadlines are enforced by IdleTimeoutIo, which tells idle from slow (idle.rs).
         .header_read_timeout(None)
@@ -197,7 +296,12 @@ async fn serve_http<IO>(
                 .max(8192),
         );
     builder
-        .http2()
+}
+
+/// hyper's HTTP/2 server settings.
+fn h2(limits: &Limits) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes)
         .max_concurrent_streams(limits.max_concurrent_streams)
@@ -206,12 +310,7 @@ async fn serve_http<IO>(
         .initial_connection_window_size(H2_CONN_WINDOW)
         .max_pending_accept_reset_streams(H2_PENDING_ACCEPT_RESETS)
         .max_local_error_reset_streams(H2_LOCAL_ERROR_RESETS);
-    let peer = info.peer;
-    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
+    builder
 }
 
 /// Why a connection is closed before TLS.
@@ -291,5 +390,77 @@ fn step(
             Ok(Parsed::Complete { header, len }) => Ok(Some(Step::Done(len, Some(header)))),
             Err(e) => reject(e.reason()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bytes_tell_http2_prior_knowledge_from_http1() {
+        let preface: &[u8] = H2_PREFACE;
+        let cases: &[(&[u8], Option<Http>)] = &[
+            (b"", None),
+            (b"P", None),
+            (b"PRI * HTTP/2.0\r\n", None),
+            (preface.get(..23).unwrap_or_default(), None),
+            (preface, Some(Http::H2)),
+            (
+                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04",
+                Some(Http::H2),
+            ),
+            (b"GET / HTTP/1.1\r\n", Some(Http::H1)),
+            (b"G", Some(Http::H1)),
+            (b"PRI * HTTP/1.1\r\n\r\n", Some(Http::H1)),
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\r", Some(Http::H1)),
+        ];
+        for (first, want) in cases {
+            assert_eq!(
+                classify(first),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(first)
+            );
+        }
+    }
+
+    /// The sniff replays exactly what it read, and stops reading once it knows.
+    #[tokio::test]
+    async fn sniff_returns_the_bytes_it_read() {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        use tokio::io::AsyncWriteExt;
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap_or_default();
+        let (http, first) = sniff(&mut server).await.unwrap_or((Http::H2, Bytes::new()));
+        assert_eq!(http, Http::H1);
+        assert_eq!(&first[..], b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        client
+            .write_all(&H2_PREFACE[..10])
+            .await
+            .unwrap_or_default();
+        client
+            .write_all(&H2_PREFACE[10..])
+            .await
+            .unwrap_or_default();
+        drop(client);
+        let (http, first) = sniff(&mut server).await.unwrap_or((Http::H1, Bytes::new()));
+        assert_eq!(http, Http::H2);
+        assert_eq!(&first[..], &H2_PREFACE[..]);
+
+        let (client, mut server) = tokio::io::duplex(4096);
+        drop(client);
+        let (http, first) = sniff(&mut server)
+            .await
+            .unwrap_or((Http::H2, Bytes::from_static(b"x")));
+        assert_eq!(
+            (http, first.len()),
+            (Http::H1, 0),
+            "end of stream first: HTTP/1.1, nothing"
+        );
     }
 }

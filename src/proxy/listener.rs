@@ -9,12 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::drain::Drain;
 use super::tunnel::{ConnSlot, Tunnels};
 use crate::metrics::RejectReason;
 use crate::state::Shared;
@@ -30,7 +30,7 @@ pub async fn run(
     max_connections: usize,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    let graceful = Drain::new();
     let permits = Arc::new(Semaphore::new(max_connections));
     let tunnels = Tunnels::new(shared.metrics.tunnels_active.clone());
     loop {

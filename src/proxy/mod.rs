@@ -1,7 +1,7 @@
 //! The inbound side of the data path: from an accepted socket to the response, in order, and
 //! which module owns each stage:
 //!
-//! 1. `listener` — accept, connection limit, drain on shutdown.
+//! 1. `listener` — accept, connection limit, drain on shutdown (`drain`).
 //! 2. `conn` — PROXY header (`crate::proxy_protocol`, replayed through `rewind`), TLS (keys from
 //!    `crate::cert_store`), HTTP serving with client deadlines (`idle`). The only place that
 //!    sequences connection stages.
@@ -14,6 +14,7 @@
 
 mod canon;
 pub mod conn;
+mod drain;
 pub mod headers;
 pub mod http;
 pub mod idle;

@@ -36,13 +36,26 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(self.prefix.get(..n).unwrap_or_default());
+        self.prefix.advance(n);
+        if self.prefix.is_empty() {
+            // Let go of the buffer the prefix was read into (an empty view still holds it).
+            self.prefix = Bytes::new();
+            // Fill the rest of this read from the stream if it has bytes now, so the reader
+            // sees one read's worth rather than the prefix alone: hyper sizes its read buffer
+            // from its reads, and a short first read made it double the buffer for the life of
+            // the connection. The prefix counts as this read's result whatever the stream says;
+            // a Pending has registered the waker, and an error or end of stream comes again on
+            // the next read.
+            if buf.remaining() > 0 {
+                let _ = Pin::new(&mut self.inner).poll_read(cx, buf);
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -88,6 +101,37 @@ mod tests {
         let mut out = String::new();
         io.read_to_string(&mut out).await.unwrap();
         assert_eq!(out, "hello world");
+    }
+
+    /// The read that ends the prefix takes what the stream has too, in order.
+    #[tokio::test]
+    async fn the_last_prefix_read_is_filled_from_the_stream() {
+        let inner: &[u8] = b" world";
+        let mut io = Rewind::new(Bytes::from_static(b"hello"), inner);
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello world");
+        assert_eq!(io.read(&mut buf).await.unwrap(), 0);
+    }
+
+    /// An error after the prefix does not take the prefix with it.
+    #[tokio::test]
+    async fn an_error_after_the_prefix_comes_on_the_next_read() {
+        struct Broken;
+        impl AsyncRead for Broken {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                _: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                Poll::Ready(Err(io::Error::other("boom")))
+            }
+        }
+        let mut io = Rewind::new(Bytes::from_static(b"hi"), Broken);
+        let mut buf = [0u8; 8];
+        assert_eq!(io.read(&mut buf).await.unwrap(), 2);
+        assert_eq!(&buf[..2], b"hi");
+        assert!(io.read(&mut buf).await.is_err());
     }
 
     #[tokio::test]
