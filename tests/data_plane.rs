@@ -452,9 +452,22 @@ use rustls_pki_types::pem::PemObject;
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_request_finish_and_refuses_new_connections() {
+    shutdown_drains(false).await;
+}
+
+/// The same over HTTP/2 (ALPN h2): the open stream is finished after the drain's GOAWAY.
+#[tokio::test]
+async fn shutdown_lets_in_flight_h2_stream_finish() {
+    shutdown_drains(true).await;
+}
+
+async fn shutdown_drains(http2: bool) {
     let mut up = Upstream::start().await;
     let proxy = tls_proxy(&up, "").await;
-    let client = proxy.client(false);
+    let client = proxy.client(http2);
+    // Keeps the connection open (pooled) after the response: the drain must close it, not wait
+    // out `shutdown_grace` (25 s) for it.
+    let keep = client.clone();
     let url = format!("{}/hold", proxy.base());
     let in_flight = tokio::spawn(async move { client.get(url).send().await });
     within(10, up.held.recv()).await.unwrap();
@@ -473,8 +486,15 @@ async fn shutdown_lets_in_flight_request_finish_and_refuses_new_connections() {
     up.release();
     let resp = within(10, in_flight).await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
+    let want = if http2 {
+        http::Version::HTTP_2
+    } else {
+        http::Version::HTTP_11
+    };
+    assert_eq!(resp.version(), want);
     assert_eq!(resp.text().await.unwrap(), "released");
-    within(30, proxy.app.wait()).await;
+    within(10, proxy.app.wait()).await;
+    drop(keep);
 }
 
 #[tokio::test]
