@@ -101,6 +101,24 @@ fn policy(action: PolicyCommand) -> ExitCode {
     }
 }
 
+/// Worker threads: `TOKIO_WORKER_THREADS` (tokio's own variable) if set, else one per CPU this
+/// process may run on (cgroup quotas and affinity included).
+fn workers() -> Result<usize, String> {
+    let bad = |v: &dyn std::fmt::Debug| {
+        format!("TOKIO_WORKER_THREADS={v:?}: expected a number of worker threads, at least 1")
+    };
+    match std::env::var("TOKIO_WORKER_THREADS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(bad(&v)),
+        },
+        Err(std::env::VarError::NotUnicode(v)) => Err(bad(&v)),
+        Err(std::env::VarError::NotPresent) => {
+            Ok(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+        }
+    }
+}
+
 fn load_or_exit(path: &Path) -> Result<Loaded, ExitCode> {
     config::load(path).map_err(|e| {
         eprintln!("{e}");
@@ -109,13 +127,30 @@ fn load_or_exit(path: &Path) -> Result<Loaded, ExitCode> {
 }
 
 fn run(path: &Path) -> ExitCode {
+    let workers = match workers() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
     let loaded = match load_or_exit(path) {
         Ok(l) => l,
         Err(code) => return code,
     };
     // Held to the end: dropping it writes the queued access lines (see its docs).
     let log = vpcguard::logging::init(&loaded.config.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One worker: tokio's single-threaded scheduler, which does the same work without the
+    // multi-threaded one's cross-thread queues, atomics and second thread (linkerd2-proxy does
+    // the same on one core; BENCHMARKS.md has the instructions it saves).
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let rt = match builder
         .enable_all()
         // A worker going idle hands its queued access lines to the writer thread.
         .on_thread_park(vpcguard::access_log::on_worker_park)

@@ -174,6 +174,33 @@ async fn wait_for_log(
 
 #[tokio::test]
 async fn run_sigterm_drains_slow_request_then_exits_0_with_access_log() {
+    sigterm_drains("2").await;
+}
+
+/// One worker runs tokio's single-threaded scheduler: the same run, signal and drain.
+#[tokio::test]
+async fn run_with_one_worker_thread_serves_and_drains_the_same() {
+    sigterm_drains("1").await;
+}
+
+#[test]
+fn run_with_an_invalid_worker_count_fails_and_says_why() {
+    for bad in ["0", "many", ""] {
+        let out = Command::new(BIN)
+            .args(["run", "-c", "/nonexistent/vpcguard.yaml"])
+            .env("TOKIO_WORKER_THREADS", bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "TOKIO_WORKER_THREADS={bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("TOKIO_WORKER_THREADS"),
+            "TOKIO_WORKER_THREADS={bad:?}: {err}"
+        );
+    }
+}
+
+async fn sigterm_drains(workers: &str) {
     common::install_provider();
     let mut up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -184,6 +211,7 @@ async fn run_sigterm_drains_slow_request_then_exits_0_with_access_log() {
     let path = write_config(dir.path(), &config, common::OPEN_POLICY);
     let mut child = Command::new(BIN)
         .args(["run", "-c", &path])
+        .env("TOKIO_WORKER_THREADS", workers)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
