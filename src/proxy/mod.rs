@@ -3,7 +3,8 @@
 //!
 //! 1. `listener` — accept, connection limit, drain on shutdown (`drain`).
 //! 2. `conn` — PROXY header (`crate::proxy_protocol`, replayed through `rewind`), TLS (keys from
-//!    `crate::cert_store`), HTTP serving with client deadlines (`idle`). The only place that
+//!    `crate::cert_store`), HTTP/1.1 or HTTP/2 by ALPN or by the first bytes (`sniff`), served
+//!    with client deadlines (`idle`) and drained on shutdown (`drain`). The only place that
 //!    sequences connection stages.
 //! 3. `http` — per request: identity, self check (`selfcheck`), the verdict (`crate::verdict`,
 //!    `policy::decide`), then deny or hand the request to `crate::upstream`; `headers` rewrites
@@ -23,4 +24,5 @@ mod record;
 mod refusal;
 pub mod rewind;
 pub mod selfcheck;
+pub mod sniff;
 pub mod tunnel;
