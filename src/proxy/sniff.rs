@@ -17,8 +17,8 @@ pub enum Http {
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// The most the protocol sniff reads at once; all of it is replayed to hyper, usually as the
-/// whole first request, so a plain connection costs no extra read.
+/// The most the protocol sniff reads at once; all of it is replayed to hyper (usually the whole
+/// first request, in the same read as whatever the socket has next).
 const SNIFF_READ: usize = 1024;
 
 /// What the first bytes of a connection say: HTTP/2 with prior knowledge (RFC 9113 §3.3) once
