@@ -142,7 +142,7 @@ fn run(path: &Path) -> ExitCode {
     let log = vpcguard::logging::init(&loaded.config.log);
     // One worker: tokio's single-threaded scheduler, which does the same work without the
     // multi-threaded one's cross-thread queues, atomics and second thread (linkerd2-proxy does
-    // the same on one core; BENCHMARKS.md has the instructions it saves).
+    // the same on one core; BENCHMARKS.md has the CPU per request it saves).
     let mut builder = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

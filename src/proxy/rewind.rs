@@ -48,9 +48,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
             // Fill the rest of this read from the stream if it has bytes now, so the reader
             // sees one read's worth rather than the prefix alone: hyper sizes its read buffer
             // from its reads, and a short first read made it double the buffer for the life of
-            // the connection. The prefix counts as this read's result whatever the stream says;
-            // a Pending has registered the waker, and an error or end of stream comes again on
-            // the next read.
+            // the connection. The prefix counts as this read's result whatever the stream says:
+            // a Pending has registered the waker; an error is not returned here, and the next
+            // read sees it again or an end of stream (a socket reports a reset once), which ends
+            // the connection either way.
             if buf.remaining() > 0 {
                 let _ = Pin::new(&mut self.inner).poll_read(cx, buf);
             }
