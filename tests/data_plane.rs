@@ -818,3 +818,131 @@ async fn denied_post_with_a_body_gets_its_403_every_time() {
         assert_eq!(error_code(body), "VG.00040305");
     }
 }
+
+/// One HTTP/1.1 response read off `s`: the head (lowercased) and the body, by `Content-Length`.
+async fn read_response(s: &mut TcpStream) -> (String, String) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(got[..end].to_vec())
+                .unwrap()
+                .to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if got.len() >= end + 4 + len {
+                let body = String::from_utf8(got[end + 4..end + 4 + len].to_vec()).unwrap();
+                return (head, body);
+            }
+        }
+        let n = within(5, s.read(&mut buf)).await.unwrap();
+        assert!(
+            n > 0,
+            "closed mid-response: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The client's pause is the stimulus: long enough for a connection at rest to park (it is
+/// looked at every second).
+async fn pause_past_park() {
+    #[allow(clippy::disallowed_methods)] // the client's pause is what is tested
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+}
+
+/// Until the proxy has `n` parked connections (bounded polling of a gauge; no event crosses).
+async fn parked(proxy: &TestProxy, n: i64) {
+    let gauge = &proxy.app.shared.metrics.connections_parked;
+    within(5, async {
+        while gauge.get() != n {
+            #[allow(clippy::disallowed_methods)] // bounded polling of a gauge
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// An HTTP/1.1 keep-alive connection at rest gives up hyper's buffers (parks: the gauge) and
+/// serves its next request on the same socket, with keep-alive intact; over TLS too.
+#[tokio::test]
+async fn idle_keepalive_connection_parks_and_serves_its_next_request() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    for i in 0..3 {
+        s.write_all(format!("GET /round/{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = read_response(&mut s).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert_eq!(echo(&body)["path"], format!("/round/{i}"));
+        // At rest now: it parks, and a request wakes it.
+        parked(&proxy, 1).await;
+    }
+    drop(s);
+    parked(&proxy, 0).await;
+    let (_, metrics) = proxy.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("vpcguard_connections_parked 0"),
+        "{metrics}"
+    );
+
+    let proxy = tls_proxy(&up, "").await;
+    let client = proxy.client(false);
+    for i in 0..2 {
+        let r = client
+            .get(format!("{}/tls/{i}", proxy.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(echo(&r.text().await.unwrap())["path"], format!("/tls/{i}"));
+        parked(&proxy, 1).await;
+    }
+    assert_eq!(proxy.app.shared.metrics.connections_total.get(), 1);
+}
+
+/// Bytes of a request head that came before the connection parked are not lost: the request
+/// completes when the rest arrives.
+#[tokio::test]
+async fn a_head_begun_before_parking_completes_after() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut s).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    s.write_all(b"GET /second HTTP/1.1\r\nHo").await.unwrap();
+    pause_past_park().await;
+    s.write_all(b"st: a\r\n\r\n").await.unwrap();
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert_eq!(echo(&body)["path"], "/second");
+}
+
+/// A new connection that waits before its first request is not parked (hyper has had no
+/// exchange to be between): its first response keeps the connection alive.
+#[tokio::test]
+async fn a_connection_silent_before_its_first_request_keeps_alive() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    pause_past_park().await;
+    for path in ["/a", "/b"] {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = read_response(&mut s).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert_eq!(echo(&body)["path"], path);
+    }
+}

@@ -5,6 +5,10 @@
 # answered on each (benches/load/idle_clients.py), leave them idle, and report the growth of the
 # proxy's resident memory (VmRSS, after − before, one sample each) divided by N. The upstream
 # pool stays at one connection (the requests are sequential), so the growth is the client side.
+# The sample is taken SETTLE seconds (default 3) after the last connection had its answer, the
+# same for every proxy: an idle connection is one that has been idle a while (vpcguard parks an
+# HTTP/1.1 connection after 1-2 s at rest, README "Idle HTTP/1.1 connections park"); SETTLE=0
+# samples at once.
 #
 # Usage: benches/load/idle_memory.sh [N=1000] [PROXIES="vpcguard haproxy nginx-geo"] [MODES="h1 tls-h1 tls-h2"]
 # Loopback only, bounded by N; everything started is stopped on exit. Needs: nginx-light,
@@ -45,6 +49,7 @@ for proxy in $PROXIES; do
     exec {fifo}> >(python3 benches/load/idle_clients.py "$PX" "$mode" "$N" > "$work/clients.out")
     for _ in $(seq 600); do grep -q ready "$work/clients.out" 2>/dev/null && break; sleep 0.1; done
     grep -q "ready $N" "$work/clients.out" || { echo "clients did not get ready: $(cat "$work/clients.out")"; exit 1; }
+    sleep "${SETTLE:-3}"
     after=$(rss_kib "$pid")
     exec {fifo}>&-
     python3 -c "print(f'| $proxy | $mode | $N | {$before} KiB | {$after} KiB | {($after - $before) / $N:.1f} |')"
@@ -53,4 +58,4 @@ for proxy in $PROXIES; do
   done
 done
 echo
-echo "$(date -u +%F); vpcguard $("$BIN" --version | awk '{print $2}'); $(nginx -v 2>&1 | sed 's/.*: //'); $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'); N=$N"
+echo "$(date -u +%F); vpcguard $("$BIN" --version | awk '{print $2}'); $(nginx -v 2>&1 | sed 's/.*: //'); $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'); N=$N; sampled ${SETTLE:-3} s after the last answer"

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub upstream_duration_seconds: Histogram,
     pub upstream_errors_total: IntCounterVec,
     pub connections_active: IntGauge,
+    /// Of those, the HTTP/1.1 connections parked at rest (hyper's buffers released).
+    pub connections_parked: IntGauge,
     pub connections_total: IntCounter,
     pub connection_rejects_total: IntCounterVec,
     /// Requests refused as malformed or ambiguous before they were judged (docs/contract.md §4.0).
@@ -243,6 +245,10 @@ impl Metrics {
                 "connections_active",
                 "Client connections currently open.",
             ))?,
+            connections_parked: IntGauge::with_opts(opts(
+                "connections_parked",
+                "Client HTTP/1.1 connections open and parked at rest, holding no HTTP buffers.",
+            ))?,
             connections_total: IntCounter::with_opts(opts(
                 "connections_total",
                 "Client connections accepted.",
@@ -321,6 +327,7 @@ impl Metrics {
         reg.register(Box::new(m.upstream_duration_seconds.clone()))?;
         reg.register(Box::new(m.upstream_errors_total.clone()))?;
         reg.register(Box::new(m.connections_active.clone()))?;
+        reg.register(Box::new(m.connections_parked.clone()))?;
         reg.register(Box::new(m.connections_total.clone()))?;
         reg.register(Box::new(m.connection_rejects_total.clone()))?;
         reg.register(Box::new(m.request_rejects_total.clone()))?;

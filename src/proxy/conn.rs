@@ -7,9 +7,12 @@
 //! `header_read_timeout` / `keepalive_timeout` (`idle.rs`). A connection that fails a stage is closed
 //! and counted in `connection_rejects_total{reason}`.
 
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::server::conn::{http1, http2};
@@ -205,7 +208,7 @@ async fn serve_http<IO>(
 {
     let mut io = IdleTimeoutIo::new(
         io,
-        activity,
+        activity.clone(),
         limits.header_read_timeout,
         limits.keepalive_timeout,
     )
@@ -226,22 +229,153 @@ async fn serve_http<IO>(
             None => return,
         },
     };
-    let io = TokioIo::new(Rewind::new(first, io));
+    let io = Rewind::new(first, io);
+    if http == Http::H1 {
+        return serve_h1(shared, info, io, limits, &activity, watcher).await;
+    }
     let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
-    // Each connection is built where it is pinned, so that it is stored once (drain.rs).
-    let ended = match http {
-        Http::H1 => {
-            let conn = pin!(h1(limits).serve_connection(io, svc).with_upgrades());
-            watcher.watch(conn, |c| c.graceful_shutdown()).await
-        }
-        Http::H2 => {
-            let conn = pin!(h2(limits).serve_connection(io, svc));
-            watcher.watch(conn, |c| c.graceful_shutdown()).await
-        }
-    };
-    if let Err(e) = ended {
+    // Built where it is pinned, so that it is stored once (drain.rs).
+    let conn = pin!(h2(limits).serve_connection(TokioIo::new(io), svc));
+    if let Err(e) = watcher.watch(conn, |c| c.graceful_shutdown()).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// How long an HTTP/1.1 connection stays at rest (no request in flight, nothing read or written)
+/// before it parks.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// Most bytes read at once while a connection is parked (they are replayed to hyper).
+const PARK_READ: usize = 1024;
+
+/// HTTP/1.1: hyper's connection (with upgrades), watched by the drain, and parked when at rest:
+/// after [`PARK_AFTER`] with no request in flight and no read or write, hyper's connection is
+/// taken apart without closing the socket, which frees its 8 KiB read and 8 KiB write buffers,
+/// and a new one is built when the client sends again. nginx frees a keep-alive connection's
+/// buffers the same way; HAProxy returns them to a pool. `keepalive_timeout` runs on (idle.rs).
+///
+/// A connection parks only where hyper stands between two exchanges: asked to shut down
+/// gracefully, it must finish at once without reading or writing anything (so no exchange was
+/// cut short, and no response said `Connection: close`); the bytes it had read but not parsed
+/// are replayed to the next connection. If it does not finish at once, it is not parked: keep-
+/// alive is off then, and it closes after its exchange.
+async fn serve_h1<IO>(
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    mut io: Rewind<IdleTimeoutIo<IO>>,
+    limits: &Limits,
+    activity: &Activity,
+    mut watcher: Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = info.peer;
+    loop {
+        let svc = {
+            let (shared, info) = (shared.clone(), info.clone());
+            hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req))
+        };
+        let mut conn = h1(limits)
+            .serve_connection(TokioIo::new(io), svc)
+            .with_upgrades();
+        // Looked at every `PARK_AFTER`: at rest, with no IO since the last look, it parks.
+        #[allow(clippy::disallowed_methods)] // a deadline, not synchronisation
+        let mut tick = pin!(tokio::time::sleep(PARK_AFTER));
+        let mut seen = activity.io_calls();
+        // hyper's connection is between exchanges only once it has had one.
+        let born = activity.rests();
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                biased;
+                ended = &mut conn => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = watcher.draining(), if !draining => {
+                    draining = true;
+                    std::pin::Pin::new(&mut conn).graceful_shutdown();
+                }
+                () = &mut tick, if !draining => {
+                    let calls = activity.io_calls();
+                    if calls != seen || !activity.at_rest() || activity.rests() == born {
+                        seen = calls;
+                        tick.as_mut().reset(after(PARK_AFTER));
+                        continue;
+                    }
+                    activity.set_parking(true);
+                    std::pin::Pin::new(&mut conn).graceful_shutdown();
+                    let polled = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut conn).poll(cx))).await;
+                    activity.set_parking(false);
+                    match polled {
+                        Poll::Ready(Ok(())) if activity.io_calls() == calls => break,
+                        Poll::Ready(ended) => {
+                            if let Err(e) = ended {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            }
+                            return;
+                        }
+                        // Between exchanges after all: keep-alive is off now, it finishes and closes.
+                        Poll::Pending => draining = true,
+                    }
+                }
+            }
+        }
+        // Parked: hyper's buffers go with its connection.
+        let Some(parts) = conn.into_parts() else {
+            return;
+        };
+        let (rest, inner) = parts.io.into_inner().into_parts();
+        let mut inner = inner;
+        // What hyper read and did not parse comes before what was still to be replayed.
+        let mut prefix = Vec::with_capacity(parts.read_buf.len() + rest.len());
+        prefix.extend_from_slice(&parts.read_buf);
+        prefix.extend_from_slice(&rest);
+        drop(parts.read_buf);
+        if prefix.is_empty() {
+            // Wait for the next request with no buffer but this one, under the keep-alive
+            // deadline (idle.rs); a drain closes a parked connection at once.
+            let mut buf = [0u8; PARK_READ];
+            let parked = Parked::new(&shared.metrics.connections_parked);
+            let read = watcher.unless_draining(inner.read(&mut buf)).await;
+            drop(parked);
+            match read {
+                None | Some(Ok(0)) => return,
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "connection ended while parked");
+                    return;
+                }
+                Some(Ok(n)) => prefix.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            }
+        }
+        io = Rewind::new(Bytes::from(prefix), inner);
+    }
+}
+
+/// Holds `connections_parked` one higher while alive.
+struct Parked<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Parked<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// `d` from now (a day from now if that is not representable, which `PARK_AFTER` always is).
+fn after(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(now)
 }
 
 /// hyper's HTTP/1.1 server settings.

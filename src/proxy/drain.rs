@@ -79,6 +79,11 @@ impl Watcher {
         out
     }
 
+    /// Resolves when the drain begins (or is gone). Once it has resolved, it does not again.
+    pub async fn draining(&mut self) {
+        let _ = self.rx.changed().await;
+    }
+
     /// `work` (a stage before HTTP serving starts, such as reading the first bytes), or `None` if
     /// the drain begins first: nothing has been answered yet, so the connection just closes.
     pub async fn unless_draining<F: Future>(&mut self, work: F) -> Option<F::Output> {

@@ -19,7 +19,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,6 +36,14 @@ pub struct Activity {
     /// Bumped each time the connection becomes idle (last in-flight request done).
     idle_epoch: AtomicU64,
     reader: AtomicWaker,
+    /// Reads and writes of the connection's IO that completed (any outcome; one that waits is
+    /// not one, nor is a flush), for the park check (`conn.rs`). One writer, the IO: a load and a
+    /// store, no locked instruction.
+    io_calls: AtomicU64,
+    /// The last write (or flush) made no progress: hyper still has bytes for the client.
+    write_blocked: AtomicBool,
+    /// The connection is being parked: a shutdown of the IO does nothing, the socket stays open.
+    parking: AtomicBool,
 }
 
 impl Activity {
@@ -44,6 +52,33 @@ impl Activity {
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
+    }
+}
+
+impl Activity {
+    /// How many reads and writes of the IO have completed so far (any outcome).
+    pub fn io_calls(&self) -> u64 {
+        self.io_calls.load(Ordering::Acquire)
+    }
+
+    /// No request in flight and no write waiting for the client.
+    pub fn at_rest(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0 && !self.write_blocked.load(Ordering::Acquire)
+    }
+
+    /// How many times the connection has come to rest (its last request in flight ended).
+    pub fn rests(&self) -> u64 {
+        self.idle_epoch.load(Ordering::Acquire)
+    }
+
+    /// While set, shutting the IO down is a no-op (`conn.rs` parks the connection).
+    pub fn set_parking(&self, on: bool) {
+        self.parking.store(on, Ordering::Release);
+    }
+
+    fn count_io(&self) {
+        let n = self.io_calls.load(Ordering::Relaxed);
+        self.io_calls.store(n.wrapping_add(1), Ordering::Release);
     }
 }
 
@@ -168,6 +203,9 @@ impl<T> IdleTimeoutIo<T> {
         cx: &mut Context<'_>,
         polled: Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
+        self.activity
+            .write_blocked
+            .store(polled.is_pending(), Ordering::Release);
         let Some(stall) = &mut self.write_stall else {
             return polled;
         };
@@ -227,7 +265,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
             // Checked again after registering: a request that ended in between either is seen
             // here or wakes the waker just registered, so the idle deadline is never missed.
             if this.activity.in_flight.load(Ordering::Acquire) > 0 {
-                return Pin::new(&mut this.inner).poll_read(cx, buf);
+                let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+                if polled.is_ready() {
+                    this.activity.count_io();
+                }
+                return polled;
             }
         }
         let epoch = this.activity.idle_epoch.load(Ordering::Acquire);
@@ -239,7 +281,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
             this.set_deadline(at);
         }
         let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if polled.is_ready() {
+            this.activity.count_io();
+        }
+        match polled {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before && !this.head_started {
                     // 2. First byte of the next head: the header clock replaces the idle one.
@@ -275,6 +321,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeoutIo<T> {
             return Poll::Ready(Err(stall_error()));
         }
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if polled.is_ready() {
+            self.activity.count_io();
+        }
         self.watch_write(cx, polled)
     }
 
@@ -290,6 +339,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeoutIo<T> {
         if self.write_expired() {
             return Poll::Ready(Err(stall_error()));
         }
+        if self.activity.parking.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(()));
+        }
         let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.watch_write(cx, polled)
     }
@@ -303,6 +355,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeoutIo<T> {
             return Poll::Ready(Err(stall_error()));
         }
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if polled.is_ready() {
+            self.activity.count_io();
+        }
         self.watch_write(cx, polled)
     }
 

@@ -28,6 +28,11 @@ impl<T> Rewind<T> {
     pub fn get_ref(&self) -> &T {
         &self.inner
     }
+
+    /// The bytes not replayed yet, and the stream.
+    pub fn into_parts(self) -> (Bytes, T) {
+        (self.prefix, self.inner)
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
