@@ -820,7 +820,7 @@ async fn denied_post_with_a_body_gets_its_403_every_time() {
 }
 
 /// One HTTP/1.1 response read off `s`: the head (lowercased) and the body, by `Content-Length`.
-async fn read_response(s: &mut TcpStream) -> (String, String) {
+async fn read_response(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> (String, String) {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -928,16 +928,33 @@ async fn a_head_begun_before_parking_completes_after() {
     assert_eq!(echo(&body)["path"], "/second");
 }
 
-/// A new connection that waits before its first request is not parked (hyper has had no
-/// exchange to be between): its first response keeps the connection alive.
+/// A new connection that waits before its first request keeps alive: its first response does
+/// not say `Connection: close`, and it serves a second one. Over TLS with ALPN http/1.1, where
+/// hyper's connection exists from the handshake on (a plain connection is handed to hyper only
+/// once its first bytes show which HTTP it speaks).
 #[tokio::test]
 async fn a_connection_silent_before_its_first_request_keeps_alive() {
     let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let proxy = tls_proxy(&up, "").await;
+    let ca = rustls_pki_types::CertificateDer::from_pem_slice(
+        proxy.pki.as_ref().unwrap().ca_pem.as_bytes(),
+    )
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut s = within(10, connector.connect("localhost".try_into().unwrap(), tcp))
+        .await
+        .unwrap();
+    assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     pause_past_park().await;
     for path in ["/a", "/b"] {
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
             .await
             .unwrap();
         let (head, body) = read_response(&mut s).await;
@@ -945,4 +962,24 @@ async fn a_connection_silent_before_its_first_request_keeps_alive() {
         assert!(!head.contains("connection: close"), "{head}");
         assert_eq!(echo(&body)["path"], path);
     }
+}
+
+/// The drain closes a parked connection at once (it has nothing in flight): shutdown does not
+/// wait out `shutdown_grace` for it, and the client sees the close.
+#[tokio::test]
+async fn shutdown_closes_a_parked_connection_at_once() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut s).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    parked(&proxy, 1).await;
+    let metrics = proxy.app.shared.metrics.clone();
+    proxy.app.shutdown();
+    assert!(within(5, closed_by_peer(&mut s)).await);
+    within(5, proxy.app.wait()).await;
+    assert_eq!(metrics.connections_parked.get(), 0);
 }

@@ -8,8 +8,9 @@
 //! cost every HTTP/1.1 connection 8 KiB for as long as it was open (BENCHMARKS.md, "Memory per
 //! idle keep-alive connection").
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 
 use tokio::sync::watch;
 
@@ -62,26 +63,37 @@ impl Watcher {
     /// twice in the connection's task for as long as it is open (an `async fn` keeps its
     /// arguments besides the locals they move into; `-Zprint-type-sizes`: 2 × 2.9 KB for
     /// HTTP/2 over TLS).
+    ///
+    /// The drain is looked at the cheap way ([`Signal`]): `conn` is polled on every wake-up of
+    /// the connection's task, the drain's `changed` future once.
     pub async fn watch<C: Future>(
-        mut self,
+        self,
         mut conn: Pin<&mut C>,
         graceful: impl FnOnce(Pin<&mut C>),
     ) -> C::Output {
-        tokio::select! {
-            biased;
-            out = conn.as_mut() => return out,
-            // An error means the drain was dropped: a drain too.
-            _ = self.rx.changed() => {}
+        let (mut rx, begun) = self.split();
+        let mut signal = Signal::new(&begun);
+        let mut changed = pin!(rx.changed());
+        let first = poll_fn(|cx| {
+            if let Poll::Ready(out) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            signal.poll_begun(changed.as_mut(), cx).map(|()| None)
+        })
+        .await;
+        if let Some(out) = first {
+            return out;
         }
         graceful(conn.as_mut());
-        let out = conn.await;
-        drop(self);
-        out
+        conn.await
     }
 
-    /// Resolves when the drain begins (or is gone). Once it has resolved, it does not again.
-    pub async fn draining(&mut self) {
-        let _ = self.rx.changed().await;
+    /// The watcher in two: the receiver whose `changed()` future a loop keeps (and polls once,
+    /// through [`Signal`]), and a second look at the same channel for the cheap check. Both are
+    /// the watcher: while either lives, the drain waits.
+    pub fn split(self) -> (watch::Receiver<()>, Begun) {
+        let peek = self.rx.clone();
+        (self.rx, Begun(peek))
     }
 
     /// `work` (a stage before HTTP serving starts, such as reading the first bytes), or `None` if
@@ -92,6 +104,57 @@ impl Watcher {
             out = work => Some(out),
             _ = self.rx.changed() => None,
         }
+    }
+}
+
+/// Whether the drain has begun: a version compare on the channel ([`Watcher::split`]).
+#[derive(Debug)]
+pub struct Begun(watch::Receiver<()>);
+
+impl Begun {
+    /// True once the drain has begun, or is gone (a dropped drain is a drain too).
+    pub fn get(&self) -> bool {
+        !matches!(self.0.has_changed(), Ok(false))
+    }
+}
+
+/// The drain as seen from a loop that looks at it on every turn (`watch`, `conn.rs`).
+///
+/// # Performance
+/// `changed()` is polled once, which leaves the task registered with the drain for as long as
+/// the future is kept; after that a turn costs a version compare ([`Begun`]). Polling it on
+/// every wake-up of a connection's task cost ~180 instructions each, three times per HTTP/1.1
+/// request (callgrind, BENCHMARKS.md "Fifth session").
+#[derive(Debug)]
+pub struct Signal<'a> {
+    begun: &'a Begun,
+    registered: bool,
+}
+
+impl<'a> Signal<'a> {
+    pub fn new(begun: &'a Begun) -> Self {
+        Self {
+            begun,
+            registered: false,
+        }
+    }
+
+    /// Ready once the drain has begun; `changed` is the kept `changed()` future of the
+    /// receiver `begun` came with.
+    pub fn poll_begun<F: Future>(
+        &mut self,
+        changed: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        if self.registered {
+            return if self.begun.get() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            };
+        }
+        self.registered = true;
+        changed.poll(cx).map(|_| ())
     }
 }
 
