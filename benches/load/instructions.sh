@@ -14,7 +14,8 @@
 # Env: CACHE_SIM=yes adds callgrind's cache and branch simulation (--cache-sim=yes
 # --branch-sim=yes) and prints every simulated event per request (L1/LL misses, mispredictions);
 # CONNS=32 runs with run.sh's 32 connections (more in flight: more upstream connections, less
-# batching per wakeup).
+# batching per wakeup); STREAMS (default 4) is the HTTP/2 streams per connection (issue 14's
+# target is 32 connections x 10 streams).
 # Loopback only, bounded by REQUESTS; everything started is stopped on exit. About 1 minute per
 # proxy × run. Needs: valgrind, strace, nginx-light, haproxy, nghttp2-client, openssl, python3.
 set -euo pipefail
@@ -45,7 +46,7 @@ start() { # proxy mode port
 }
 load() { # run url requests
   case $1 in
-    tls-h2) h2load -n "$3" -c "${CONNS:-4}" -m 4 "$2" ;;
+    tls-h2) h2load -n "$3" -c "${CONNS:-4}" -m "${STREAMS:-4}" "$2" ;;
     *) h2load --h1 -n "$3" -c "${CONNS:-4}" "$2" ;;
   esac
 }
