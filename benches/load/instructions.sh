@@ -101,4 +101,4 @@ for r in rows:
 PY
 echo
 echo "$(date -u +%F); $("$BIN" --version); $(nginx -v 2>&1); $(haproxy -v | head -1 | cut -d' ' -f1-3); $(h2load --version); $(valgrind --version)"
-echo "$N requests over ${CONNS:-4} connections per run (h2: 4 streams each), $RULES rules, access logs off"
+echo "$N requests over ${CONNS:-4} connections per run (h2: ${STREAMS:-4} streams each), $RULES rules, access logs off"
