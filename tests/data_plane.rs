@@ -983,3 +983,49 @@ async fn shutdown_closes_a_parked_connection_at_once() {
     within(5, proxy.app.wait()).await;
     assert_eq!(metrics.connections_parked.get(), 0);
 }
+
+/// A connection that parked can still be upgraded: the hyper connection built when the client
+/// sends again takes the `Upgrade` request, and the tunnel keeps the connection counted until it
+/// ends.
+#[tokio::test]
+async fn a_parked_connection_can_be_upgraded() {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut s).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    parked(&proxy, 1).await;
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        within(5, s.read_exact(&mut byte)).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    s.write_all(b"ping-through-tunnel").await.unwrap();
+    let mut echo = [0u8; 19];
+    within(5, s.read_exact(&mut echo)).await.unwrap();
+    assert_eq!(&echo, b"ping-through-tunnel");
+    let metrics = &proxy.app.shared.metrics;
+    assert_eq!(metrics.tunnels_active.get(), 1);
+    assert_eq!(metrics.connections_active.get(), 1);
+    assert_eq!(metrics.connections_parked.get(), 0);
+    drop(s);
+    within(5, async {
+        while metrics.tunnels_active.get() != 0 || metrics.connections_active.get() != 0 {
+            #[allow(clippy::disallowed_methods)] // bounded polling of gauges
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
