@@ -311,6 +311,11 @@ async fn stalled_tls_handshake_is_cut_after_tls_handshake_timeout() {
 /// A WebSocket upgrade through `proxy`: the 101 comes back and bytes echo through the tunnel.
 async fn websocket_round_trip(proxy: &TestProxy) {
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    websocket_upgrade_on(&mut s).await;
+}
+
+/// Upgrade the HTTP/1.1 connection `s` to a WebSocket tunnel and send bytes through it.
+async fn websocket_upgrade_on(s: &mut TcpStream) {
     s.write_all(
         b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
           Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
@@ -998,24 +1003,7 @@ async fn a_parked_connection_can_be_upgraded() {
     let (head, _) = read_response(&mut s).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     parked(&proxy, 1).await;
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        within(5, s.read_exact(&mut byte)).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    s.write_all(b"ping-through-tunnel").await.unwrap();
-    let mut echo = [0u8; 19];
-    within(5, s.read_exact(&mut echo)).await.unwrap();
-    assert_eq!(&echo, b"ping-through-tunnel");
+    websocket_upgrade_on(&mut s).await;
     let metrics = &proxy.app.shared.metrics;
     assert_eq!(metrics.tunnels_active.get(), 1);
     assert_eq!(metrics.connections_active.get(), 1);

@@ -53,9 +53,7 @@ impl Activity {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
     }
-}
 
-impl Activity {
     /// How many reads and writes of the IO have completed so far (any outcome).
     pub fn io_calls(&self) -> u64 {
         self.io_calls.load(Ordering::Acquire)
