@@ -155,8 +155,11 @@ async fn serve_tls(
     // heap, instead of in the handshake's result, here, and in each stage it is moved through,
     // for as long as the connection is open (`-Zprint-type-sizes`: six copies unboxed). The
     // result is matched as a temporary, which ends with this statement; a named one stayed.
-    let tls_io = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(io)).await
-    {
+    //
+    // The handshake's future is boxed too: inline, it (rustls' state again, mid-handshake) would
+    // size the connection's task for as long as the connection is open.
+    let handshake = Box::pin(acceptor.accept(io));
+    let tls_io = match tokio::time::timeout(limits.tls_handshake_timeout, handshake).await {
         Ok(Ok(tls_io)) => Box::new(tls_io),
         Ok(Err(e)) => {
             shared.metrics.count_reject(RejectReason::Tls);
@@ -234,9 +237,13 @@ async fn serve_http<IO>(
         return serve_h1(shared, info, io, limits, &activity, watcher).await;
     }
     let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
-    // Built where it is pinned, so that it is stored once (drain.rs).
-    let conn = pin!(h2(limits).serve_connection(TokioIo::new(io), svc));
-    if let Err(e) = watcher.watch(conn, |c| c.graceful_shutdown()).await {
+    // Boxed: inline, hyper's HTTP/2 connection would size this future, and so every HTTP/1.1
+    // connection's task too, parked ones included (BENCHMARKS.md "A parked connection").
+    let mut conn = Box::pin(h2(limits).serve_connection(TokioIo::new(io), svc));
+    if let Err(e) = watcher
+        .watch(conn.as_mut(), |c| c.graceful_shutdown())
+        .await
+    {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
@@ -244,9 +251,6 @@ async fn serve_http<IO>(
 /// How long an HTTP/1.1 connection stays at rest (no request in flight, nothing read or written)
 /// before it parks.
 const PARK_AFTER: Duration = Duration::from_secs(1);
-
-/// Most bytes read at once while a connection is parked (they are replayed to hyper).
-const PARK_READ: usize = 1024;
 
 /// HTTP/1.1: hyper's connection (with upgrades), watched by the drain, and parked when at rest:
 /// after [`PARK_AFTER`] with no request in flight and no read or write, hyper's connection is
@@ -279,85 +283,93 @@ async fn serve_h1<IO>(
             let (shared, info) = (shared.clone(), info.clone());
             hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req))
         };
-        let mut conn = h1(limits)
-            .serve_connection(TokioIo::new(io), svc)
-            .with_upgrades();
-        // Looked at every `PARK_AFTER`: at rest, with no IO since the last look, it parks.
-        #[allow(clippy::disallowed_methods)] // a deadline, not synchronisation
-        let mut tick = pin!(tokio::time::sleep(PARK_AFTER));
-        let mut tick_registered = false;
-        let mut seen = activity.io_calls();
-        // Only a connection that has had an exchange is asked: hyper counts a new one as busy,
-        // and one that did not finish at once when asked would lose keep-alive.
-        let born = activity.rests();
-        let mut draining = false;
-        loop {
-            // One turn: hyper's connection on every wake-up; the drain and the tick, each
-            // registered with one poll, after that by a flag (`Sleep::is_elapsed`, `Begun`): a
-            // poll of each on every wake-up cost ~470 instructions per request (callgrind).
-            let turn = poll_fn(|cx| {
-                if let Poll::Ready(ended) = std::pin::Pin::new(&mut conn).poll(cx) {
-                    return Poll::Ready(Turn::Ended(ended));
-                }
-                if draining {
-                    return Poll::Pending;
-                }
-                if drain.poll_begun(changed.as_mut(), cx).is_ready() {
-                    return Poll::Ready(Turn::Drain);
-                }
-                if tick_registered {
-                    if tick.is_elapsed() {
-                        return Poll::Ready(Turn::Tick);
+        // Boxed, so that a parked connection's task, which is sized for its largest state,
+        // holds a pointer while hyper runs and no room for hyper's connection while parked.
+        let mut conn = Box::new(
+            h1(limits)
+                .serve_connection(TokioIo::new(io), svc)
+                .with_upgrades(),
+        );
+        // In a block of its own, so that the tick is not kept in the parked task.
+        {
+            // Looked at every `PARK_AFTER`: at rest, with no IO since the last look, it parks.
+            #[allow(clippy::disallowed_methods)] // a deadline, not synchronisation
+            let mut tick = pin!(tokio::time::sleep(PARK_AFTER));
+            let mut tick_registered = false;
+            let mut seen = activity.io_calls();
+            // Only a connection that has had an exchange is asked: hyper counts a new one as busy,
+            // and one that did not finish at once when asked would lose keep-alive.
+            let born = activity.rests();
+            let mut draining = false;
+            loop {
+                // One turn: hyper's connection on every wake-up; the drain and the tick, each
+                // registered with one poll, after that by a flag (`Sleep::is_elapsed`, `Begun`): a
+                // poll of each on every wake-up cost ~470 instructions per request (callgrind).
+                let turn = poll_fn(|cx| {
+                    if let Poll::Ready(ended) = std::pin::Pin::new(&mut *conn).poll(cx) {
+                        return Poll::Ready(Turn::Ended(ended));
                     }
-                } else {
-                    tick_registered = true;
-                    if tick.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Turn::Tick);
+                    if draining {
+                        return Poll::Pending;
                     }
-                }
-                Poll::Pending
-            })
-            .await;
-            match turn {
-                Turn::Ended(ended) => {
-                    if let Err(e) = ended {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    if drain.poll_begun(changed.as_mut(), cx).is_ready() {
+                        return Poll::Ready(Turn::Drain);
                     }
-                    return;
-                }
-                Turn::Drain => {
-                    draining = true;
-                    std::pin::Pin::new(&mut conn).graceful_shutdown();
-                }
-                Turn::Tick => {
-                    let calls = activity.io_calls();
-                    if calls != seen || !activity.at_rest() || activity.rests() == born {
-                        seen = calls;
-                        tick.as_mut().reset(after(PARK_AFTER));
-                        tick_registered = false;
-                        continue;
-                    }
-                    activity.set_parking(true);
-                    std::pin::Pin::new(&mut conn).graceful_shutdown();
-                    let polled =
-                        poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut conn).poll(cx))).await;
-                    activity.set_parking(false);
-                    match polled {
-                        Poll::Ready(Ok(())) if activity.io_calls() == calls => break,
-                        Poll::Ready(ended) => {
-                            if let Err(e) = ended {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                            }
-                            return;
+                    if tick_registered {
+                        if tick.is_elapsed() {
+                            return Poll::Ready(Turn::Tick);
                         }
-                        // Between exchanges after all: keep-alive is off now, it finishes and closes.
-                        Poll::Pending => draining = true,
+                    } else {
+                        tick_registered = true;
+                        if tick.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Turn::Tick);
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match turn {
+                    Turn::Ended(ended) => {
+                        if let Err(e) = ended {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        return;
+                    }
+                    Turn::Drain => {
+                        draining = true;
+                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                    }
+                    Turn::Tick => {
+                        let calls = activity.io_calls();
+                        if calls != seen || !activity.at_rest() || activity.rests() == born {
+                            seen = calls;
+                            tick.as_mut().reset(after(PARK_AFTER));
+                            tick_registered = false;
+                            continue;
+                        }
+                        activity.set_parking(true);
+                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                        let polled =
+                            poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *conn).poll(cx)))
+                                .await;
+                        activity.set_parking(false);
+                        match polled {
+                            Poll::Ready(Ok(())) if activity.io_calls() == calls => break,
+                            Poll::Ready(ended) => {
+                                if let Err(e) = ended {
+                                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                                }
+                                return;
+                            }
+                            // Between exchanges after all: keep-alive is off now, it finishes and closes.
+                            Poll::Pending => draining = true,
+                        }
                     }
                 }
             }
         }
         // Parked: hyper's buffers go with its connection.
-        let Some(parts) = conn.into_parts() else {
+        let Some(parts) = (*conn).into_parts() else {
             return;
         };
         let (rest, mut inner) = parts.io.into_inner().into_parts();
@@ -367,9 +379,11 @@ async fn serve_h1<IO>(
         prefix.extend_from_slice(&rest);
         drop(parts.read_buf);
         if prefix.is_empty() {
-            // Wait for the next request with no buffer but this one, under the keep-alive
-            // deadline (idle.rs); a drain closes a parked connection at once.
-            let mut buf = [0u8; PARK_READ];
+            // Wait for the next request's first byte, under the keep-alive deadline (idle.rs);
+            // hyper reads the rest. One byte: the buffer is part of the parked task, and a
+            // larger one would save only a read per wake-up of a connection idle 1 s or more.
+            // A drain closes a parked connection at once.
+            let mut buf = [0u8; 1];
             let parked = Parked::new(&shared.metrics.connections_parked);
             let read = {
                 let mut read = pin!(inner.read(&mut buf));
