@@ -55,7 +55,7 @@ const H2_LOCAL_ERROR_RESETS: usize = 256;
 /// `connections_active`) until it ends, or, if it is upgraded, until its tunnel ends.
 pub async fn serve(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     watcher: Watcher,
@@ -63,61 +63,72 @@ pub async fn serve(
 ) {
     shared.metrics.connections_total.inc();
     let _ = stream.set_nodelay(true);
-    let current = shared.current();
-    let cfg = &current.config;
+    // Stages 1 and 2 in a block of their own: what they leave behind (the parsed PROXY header,
+    // the config snapshot, the stream they borrowed) then ends with the block instead of being
+    // kept in the connection's task for as long as the connection is open (a task is sized for
+    // its largest state; `-Zprint-type-sizes`, BENCHMARKS.md "A parked connection").
+    let (io, info, activity, limits) = {
+        let mut stream = stream;
+        let current = shared.current();
+        let cfg = &current.config;
 
-    // 1. PROXY header, read before TLS so that its bytes never reach rustls.
-    let peer_ip = peer.ip().to_canonical();
-    let may_send = cfg.listen.proxy_protocol_from.contains(peer_ip);
-    let pp = match read_proxy_header(
-        &mut stream,
-        may_send,
-        cfg.listen.proxy_protocol,
-        &cfg.vpcep.tlv,
-        cfg.limits.proxy_header_timeout,
-    )
-    .await
-    {
-        Ok(pp) => pp,
-        Err(Rejected::Quiet) => return,
-        Err(Rejected::Counted(reason, why)) => {
-            shared.metrics.count_reject(reason);
-            tracing::info!(%peer, reason = reason.as_str(), why, "connection rejected");
-            return;
-        }
-    };
-    let (leftover, header) = pp;
+        // 1. PROXY header, read before TLS so that its bytes never reach rustls. Boxed for the
+        //    same reason: its future (a timer and a buffer) is needed only while it reads.
+        let peer_ip = peer.ip().to_canonical();
+        let may_send = cfg.listen.proxy_protocol_from.contains(peer_ip);
+        let pp = match cfg.listen.proxy_protocol {
+            ProxyProtocolMode::Off => Ok((Bytes::new(), None)),
+            mode => {
+                Box::pin(read_proxy_header(
+                    &mut stream,
+                    may_send,
+                    mode,
+                    &cfg.vpcep.tlv,
+                    cfg.limits.proxy_header_timeout,
+                ))
+                .await
+            }
+        };
+        let (leftover, header) = match pp {
+            Ok(pp) => pp,
+            Err(Rejected::Quiet) => return,
+            Err(Rejected::Counted(reason, why)) => {
+                shared.metrics.count_reject(reason);
+                tracing::info!(%peer, reason = reason.as_str(), why, "connection rejected");
+                return;
+            }
+        };
 
-    // 2. Connection facts: the PROXY source replaces the peer (LOCAL keeps the socket address).
-    let (conn_ip, conn_ip_source, endpoint) = match header {
-        Some(ProxyHeader {
-            command: Command::Proxy,
-            source: Some(src),
+        // 2. Connection facts: the PROXY source replaces the peer (LOCAL keeps the socket address).
+        let (conn_ip, conn_ip_source, endpoint) = match header {
+            Some(ProxyHeader {
+                command: Command::Proxy,
+                source: Some(src),
+                endpoint,
+                ..
+            }) => (
+                src.ip().to_canonical(),
+                ClientIpSource::ProxyProtocol,
+                endpoint,
+            ),
+            Some(h) => (peer_ip, ClientIpSource::Socket, h.endpoint),
+            None => (peer_ip, ClientIpSource::Socket, None),
+        };
+        let activity = Arc::new(Activity::default());
+        let info = Arc::new(ConnInfo {
+            peer,
+            conn_ip,
+            conn_ip_source,
             endpoint,
-            ..
-        }) => (
-            src.ip().to_canonical(),
-            ClientIpSource::ProxyProtocol,
-            endpoint,
-        ),
-        Some(h) => (peer_ip, ClientIpSource::Socket, h.endpoint),
-        None => (peer_ip, ClientIpSource::Socket, None),
+            tls: tls.is_some(),
+            activity: activity.clone(),
+            slot: SlotCell::new(slot),
+        });
+        let limits = cfg.limits.clone();
+        (Rewind::new(leftover, stream), info, activity, limits)
     };
-    let activity = Arc::new(Activity::default());
-    let info = Arc::new(ConnInfo {
-        peer,
-        conn_ip,
-        conn_ip_source,
-        endpoint,
-        tls: tls.is_some(),
-        activity: activity.clone(),
-        slot: SlotCell::new(slot),
-    });
     // Whatever ends the connection frees its slot, unless a tunnel took it over.
     let _free = FreeSlot(info.clone());
-    let io = Rewind::new(leftover, stream);
-    let limits = cfg.limits.clone();
-    drop(current);
 
     // 3. TLS, under its deadline. Each branch is boxed, so that the connection's task, which
     //    stays allocated for as long as the connection is open, holds only the branch it takes:
@@ -209,30 +220,34 @@ async fn serve_http<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut io = IdleTimeoutIo::new(
-        io,
-        activity.clone(),
-        limits.header_read_timeout,
-        limits.keepalive_timeout,
-    )
-    .with_write_stall(
-        limits.stream_idle_timeout,
-        shared.metrics.stream_timeouts.clone(),
-    );
     let peer = info.peer;
-    let (http, first) = match http {
-        Some(http) => (http, Bytes::new()),
-        // Under `header_read_timeout`, like every read before a request (idle.rs).
-        None => match watcher.unless_draining(sniff(&mut io)).await {
-            Some(Ok(found)) => found,
-            Some(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "connection ended before its first request");
-                return;
-            }
-            None => return,
-        },
+    // In a block: the sniff borrows the stream, which would otherwise keep a second copy of it
+    // in this future for the connection's life.
+    let (http, io) = {
+        let mut io = IdleTimeoutIo::new(
+            io,
+            activity.clone(),
+            limits.header_read_timeout,
+            limits.keepalive_timeout,
+        )
+        .with_write_stall(
+            limits.stream_idle_timeout,
+            shared.metrics.stream_timeouts.clone(),
+        );
+        let (http, first) = match http {
+            Some(http) => (http, Bytes::new()),
+            // Under `header_read_timeout`, like every read before a request (idle.rs).
+            None => match watcher.unless_draining(sniff(&mut io)).await {
+                Some(Ok(found)) => found,
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "connection ended before its first request");
+                    return;
+                }
+                None => return,
+            },
+        };
+        (http, Rewind::new(first, io))
     };
-    let io = Rewind::new(first, io);
     if http == Http::H1 {
         return serve_h1(shared, info, io, limits, &activity, watcher).await;
     }
@@ -293,8 +308,10 @@ async fn serve_h1<IO>(
         // In a block of its own, so that the tick is not kept in the parked task.
         {
             // Looked at every `PARK_AFTER`: at rest, with no IO since the last look, it parks.
+            // Boxed: the future keeps room for whatever is live in more than one of its states
+            // in all of them, so an inline timer (112 bytes) would stay in the parked task.
             #[allow(clippy::disallowed_methods)] // a deadline, not synchronisation
-            let mut tick = pin!(tokio::time::sleep(PARK_AFTER));
+            let mut tick = Box::pin(tokio::time::sleep(PARK_AFTER));
             let mut tick_registered = false;
             let mut seen = activity.io_calls();
             // Only a connection that has had an exchange is asked: hyper counts a new one as busy,
@@ -368,16 +385,19 @@ async fn serve_h1<IO>(
                 }
             }
         }
-        // Parked: hyper's buffers go with its connection.
-        let Some(parts) = (*conn).into_parts() else {
-            return;
+        // Parked: hyper's buffers go with its connection. In a block, so that hyper's parts end
+        // here and are not kept in the parked task.
+        let (mut prefix, mut inner) = {
+            let Some(parts) = (*conn).into_parts() else {
+                return;
+            };
+            let (rest, inner) = parts.io.into_inner().into_parts();
+            // What hyper read and did not parse comes before what was still to be replayed.
+            let mut prefix = Vec::with_capacity(parts.read_buf.len() + rest.len());
+            prefix.extend_from_slice(&parts.read_buf);
+            prefix.extend_from_slice(&rest);
+            (prefix, inner)
         };
-        let (rest, mut inner) = parts.io.into_inner().into_parts();
-        // What hyper read and did not parse comes before what was still to be replayed.
-        let mut prefix = Vec::with_capacity(parts.read_buf.len() + rest.len());
-        prefix.extend_from_slice(&parts.read_buf);
-        prefix.extend_from_slice(&rest);
-        drop(parts.read_buf);
         if prefix.is_empty() {
             // Wait for the next request's first byte, under the keep-alive deadline (idle.rs);
             // hyper reads the rest. One byte: the buffer is part of the parked task, and a
