@@ -388,6 +388,9 @@ async fn serve_h1<IO>(
         // Parked: hyper's buffers go with its connection. In a block, so that hyper's parts end
         // here and are not kept in the parked task.
         let (mut prefix, mut inner) = {
+            // The box moves in, so that it is freed here: a box moved out of is freed only
+            // where its variable ends (massif: 832 bytes per parked connection otherwise).
+            let conn = conn;
             let Some(parts) = (*conn).into_parts() else {
                 return;
             };
