@@ -871,6 +871,20 @@ async fn parked(proxy: &TestProxy, n: i64) {
     .await;
 }
 
+/// A plain proxy and a client connection to it that has had one exchange and is now parked.
+async fn a_parked_connection() -> (Upstream, TestProxy, TcpStream) {
+    let up = Upstream::start().await;
+    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut s).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    parked(&proxy, 1).await;
+    (up, proxy, s)
+}
+
 /// An HTTP/1.1 keep-alive connection at rest gives up hyper's buffers (parks: the gauge) and
 /// serves its next request on the same socket, with keep-alive intact; over TLS too.
 #[tokio::test]
@@ -973,15 +987,7 @@ async fn a_connection_silent_before_its_first_request_keeps_alive() {
 /// wait out `shutdown_grace` for it, and the client sees the close.
 #[tokio::test]
 async fn shutdown_closes_a_parked_connection_at_once() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, _) = read_response(&mut s).await;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    parked(&proxy, 1).await;
+    let (_up, proxy, mut s) = a_parked_connection().await;
     let metrics = proxy.app.shared.metrics.clone();
     proxy.app.shutdown();
     assert!(within(5, closed_by_peer(&mut s)).await);
@@ -994,15 +1000,7 @@ async fn shutdown_closes_a_parked_connection_at_once() {
 /// ends.
 #[tokio::test]
 async fn a_parked_connection_can_be_upgraded() {
-    let up = Upstream::start().await;
-    let proxy = TestProxy::start(&config_plain(up.addr, STATIC_TENANT), OPEN_POLICY, false).await;
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, _) = read_response(&mut s).await;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    parked(&proxy, 1).await;
+    let (_up, proxy, mut s) = a_parked_connection().await;
     websocket_upgrade_on(&mut s).await;
     let metrics = &proxy.app.shared.metrics;
     assert_eq!(metrics.tunnels_active.get(), 1);
