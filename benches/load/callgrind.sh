@@ -8,13 +8,17 @@
 # Usage: benches/load/callgrind.sh [REQUESTS=4000] [RULES=10] [ACCESS_LOG=false] [OUT] [PROTO=h1]
 #   PROTO: h1 (plain HTTP/1.1), h2c (plain HTTP/2), tls-h1, tls-h2
 # Env: EXTRA_CONFIG is appended to the config as top-level YAML (e.g. 'identity_headers: false').
+# CONNS (default 4) connections and, for HTTP/2, STREAMS (default 1) streams each in the measured run.
 # Loopback only, bounded. Needs: valgrind, nginx-light, nghttp2-client, python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-4000}; RULES=${2:-10}; ACCESS=${3:-false}; OUT=${4:-$PWD/callgrind.out.vpcguard}; PROTO=${5:-h1}
-BIN=${CARGO_TARGET_DIR:-target}/release/vpcguard
+# BIN: a vpcguard binary to measure as it is (an A/B of two builds); unset, this checkout's
+# release build.
+bin_given=${BIN:+yes}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/vpcguard}
 source benches/load/lib.sh
-cargo build --release --quiet --bin vpcguard
+[ -n "$bin_given" ] || cargo build --release --quiet --bin vpcguard
 
 UP=$(free_port); PX=$(free_port); ADM=$(free_port)
 start_upstream "$UP"
@@ -44,7 +48,7 @@ for _ in $(seq 600); do grep -q "vpcguard listening" "$logs/v.log" 2>/dev/null &
 h2() { case $PROTO in h1|tls-h1) h2load --h1 "$@" ;; *) h2load "$@" ;; esac; }
 h2 -n 200 -c 4 "$scheme://127.0.0.1:$PX/" > /dev/null   # warm-up: pool connections, lazy statics
 callgrind_control -i on "$vpid" > /dev/null 2>&1
-out=$(h2 -n "$N" -c 4 "$scheme://127.0.0.1:$PX/")
+out=$(h2 -n "$N" -c "${CONNS:-4}" -m "${STREAMS:-1}" "$scheme://127.0.0.1:$PX/")
 callgrind_control -d "$vpid" > /dev/null 2>&1
 ok=$(awk '/status codes:/ {print $3}' <<<"$out")
 kill "$vpid"; wait "$vpid" 2>/dev/null || true

@@ -24,11 +24,14 @@ N=${1:-8000}; RULES=${2:-10}
 PROXIES=${3:-"vpcguard nginx-geo haproxy"}
 RUNS=${4:-"h1 tls-h1 tls-h2"}
 ACCESS_LOG=false
-BIN=${CARGO_TARGET_DIR:-target}/release/vpcguard
+# BIN: a vpcguard binary to measure as it is (an A/B of two builds); unset, this checkout's
+# release build.
+bin_given=${BIN:+yes}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/vpcguard}
 source benches/load/lib.sh
 sim=""; [ "${CACHE_SIM:-}" = yes ] && sim="--cache-sim=yes --branch-sim=yes"
 source benches/load/proxies.sh
-cargo build --release --quiet --bin vpcguard
+[ -n "$bin_given" ] || cargo build --release --quiet --bin vpcguard
 make_tls_pair
 UP=$(free_port)
 start_upstream "$UP"

@@ -29,14 +29,17 @@ DUR=${1:-5}
 RULES=${2:-"10 10000 100000"}
 PROXIES=${3:-"vpcguard nginx-allow nginx-geo haproxy"}
 ACCESS_LOG=${ACCESS_LOG:-false}
-BIN=${CARGO_TARGET_DIR:-target}/release/vpcguard
+# BIN: a vpcguard binary to measure as it is (an A/B of two builds); unset, this checkout's
+# release build.
+bin_given=${BIN:+yes}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/vpcguard}
 source benches/load/lib.sh
 RES=${RESULTS:-$work/results.tsv}
 : > "$RES"
 hz=$(getconf CLK_TCK)
 first_rules=${RULES%% *}
 
-cargo build --release --quiet --bin vpcguard
+[ -n "$bin_given" ] || cargo build --release --quiet --bin vpcguard
 
 # --- certificate shared by every TLS listener (ECDSA P-256, like vpcguard's self-signed one) -------
 make_tls_pair

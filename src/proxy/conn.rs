@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -26,6 +26,7 @@ use super::http::{ConnInfo, handle};
 use super::idle::{Activity, IdleTimeoutIo};
 use super::rewind::Rewind;
 use super::sniff::{Http, sniff};
+use super::streams::{H2Conn, Streams};
 use super::tunnel::{ConnSlot, SlotCell};
 use crate::config::model::{Limits, ProxyProtocolMode};
 use crate::identity::client_ip::ClientIpSource;
@@ -252,11 +253,18 @@ async fn serve_http<IO>(
         return serve_h1(shared, info, io, limits, &activity, watcher).await;
     }
     let svc = hyper::service::service_fn(move |req| handle(shared.clone(), info.clone(), req));
-    // Boxed: inline, hyper's HTTP/2 connection would size this future, and so every HTTP/1.1
-    // connection's task too, parked ones included (BENCHMARKS.md "A parked connection").
-    let mut conn = Box::pin(h2(limits).serve_connection(TokioIo::new(io), svc));
+    // Its streams run in this task (streams.rs). Boxed inside: inline, hyper's HTTP/2 connection
+    // would size this future, and so every HTTP/1.1 connection's task too, parked ones included
+    // (BENCHMARKS.md "A parked connection").
+    let streams = Streams::default();
+    let conn = h2(limits, streams.clone()).serve_connection(TokioIo::new(io), svc);
+    let mut conn = pin!(H2Conn::new(conn, streams));
     if let Err(e) = watcher
-        .watch(conn.as_mut(), |c| c.graceful_shutdown())
+        .watch(conn.as_mut(), |c| {
+            if let Some(c) = c.conn() {
+                c.graceful_shutdown();
+            }
+        })
         .await
     {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -479,8 +487,8 @@ fn h1(limits: &Limits) -> http1::Builder {
 }
 
 /// hyper's HTTP/2 server settings.
-fn h2(limits: &Limits) -> http2::Builder<TokioExecutor> {
-    let mut builder = http2::Builder::new(TokioExecutor::new());
+fn h2(limits: &Limits, streams: Streams) -> http2::Builder<Streams> {
+    let mut builder = http2::Builder::new(streams);
     builder
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes)
