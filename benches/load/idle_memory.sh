@@ -19,11 +19,13 @@ N=${1:-1000}
 PROXIES=${2:-"vpcguard haproxy nginx-geo"}
 MODES=${3:-"h1 tls-h1 tls-h2"}
 ACCESS_LOG=false
-BIN=${CARGO_TARGET_DIR:-target}/release/vpcguard
+# BIN: a vpcguard binary to measure as it is; unset, this checkout's release build.
+bin_given=${BIN:+yes}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/vpcguard}
 source benches/load/lib.sh
 source benches/load/proxies.sh
 ulimit -n "$(ulimit -Hn)"   # N client sockets plus the proxy's
-cargo build --release --quiet --bin vpcguard
+[ -n "$bin_given" ] || cargo build --release --quiet --bin vpcguard
 make_tls_pair
 UP=$(free_port)
 start_upstream "$UP"

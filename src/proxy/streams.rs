@@ -77,6 +77,8 @@ pub(super) struct H2Conn<C: Future> {
     done: Option<C::Output>,
     streams: Streams,
     running: FuturesUnordered<Stream>,
+    /// The queue's other buffer (see `poll_conn`).
+    spare: Vec<Stream>,
 }
 
 impl<C: Future> H2Conn<C> {
@@ -87,6 +89,7 @@ impl<C: Future> H2Conn<C> {
             done: None,
             streams,
             running: FuturesUnordered::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -95,30 +98,30 @@ impl<C: Future> H2Conn<C> {
         self.get_mut().conn.as_mut().map(|c| c.as_mut())
     }
 
-    /// Poll the connection once; move what it started into `running`. True if it started any.
+    /// Poll the connection once (unless it has ended); move every queued stream into `running`.
+    /// True if any was queued.
     fn poll_conn(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(conn) = self.conn.as_mut() else {
-            return false;
-        };
-        {
-            let mut q = self.streams.lock();
-            q.in_poll = true;
-            if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                q.waker = Some(cx.waker().clone());
+        if let Some(conn) = self.conn.as_mut() {
+            {
+                let mut q = self.streams.lock();
+                q.in_poll = true;
+                if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    q.waker = Some(cx.waker().clone());
+                }
+            }
+            if let Poll::Ready(out) = conn.as_mut().poll(cx) {
+                self.done = Some(out);
+                self.conn = None;
             }
         }
-        let polled = conn.as_mut().poll(cx);
-        let new = {
+        {
             let mut q = self.streams.lock();
             q.in_poll = false;
-            std::mem::take(&mut q.new)
-        };
-        if let Poll::Ready(out) = polled {
-            self.done = Some(out);
-            self.conn = None;
+            // Swapped with an empty buffer that keeps its capacity: no allocation per turn.
+            std::mem::swap(&mut q.new, &mut self.spare);
         }
-        let started = !new.is_empty();
-        for s in new {
+        let started = !self.spare.is_empty();
+        for s in self.spare.drain(..) {
             self.running.push(s);
         }
         started
@@ -137,7 +140,7 @@ impl<C: Future> Future for H2Conn<C> {
             // Streams first: what they write, the connection then sends in this same turn.
             while let Poll::Ready(Some(())) = this.running.poll_next_unpin(cx) {}
             // Streams the connection starts are polled at once (their service begins).
-            if this.done.is_some() || !this.poll_conn(cx) {
+            if !this.poll_conn(cx) {
                 break;
             }
         }
@@ -197,6 +200,50 @@ mod tests {
         let out = H2Conn::new(conn, streams).await;
         assert_eq!(out, "closed");
         assert_eq!(ran.load(Ordering::SeqCst), 3);
+    }
+
+    /// A connection that starts one stream and ends on its next poll; that stream, after the
+    /// connection has ended, starts another (as hyper's CONNECT streams start their upgrade).
+    struct StartsOnce {
+        streams: Streams,
+        polls: usize,
+        ran: Arc<AtomicUsize>,
+    }
+
+    impl Future for StartsOnce {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.polls += 1;
+            if self.polls > 1 {
+                return Poll::Ready(());
+            }
+            let (streams, ran) = (self.streams.clone(), self.ran.clone());
+            self.streams.execute(async move {
+                // Two turns: the connection ends in between.
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+                streams.execute(async move {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                });
+            });
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_started_after_the_connection_ended_still_runs() {
+        let streams = Streams::default();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let conn = StartsOnce {
+            streams: streams.clone(),
+            polls: 0,
+            ran: ran.clone(),
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), H2Conn::new(conn, streams))
+            .await
+            .ok();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
