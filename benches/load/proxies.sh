@@ -5,6 +5,7 @@
 # $work/cert.pem, $work/key.pem, $work/combined.pem for mode "tls".
 # LAUNCH (default `taskset -c 0`) prefixes each command: instructions.sh runs them under callgrind.
 # NGINX_MASTER=off runs nginx as a single process (needed under valgrind).
+# EXTRA_CONFIG is appended to vpcguard's config as top-level YAML (e.g. 'identity_headers: false').
 start_vpcguard() { # rules mode port
   local tls=""
   [ "$2" = tls ] && tls="  tls: { cert: $work/cert.pem, key: $work/key.pem }"
@@ -22,6 +23,7 @@ tenant:
 log:
   access_log: $ACCESS_LOG
   level: warn
+${EXTRA_CONFIG:-}
 CFG
   TOKIO_WORKER_THREADS=1 ${LAUNCH:-taskset -c 0} "$BIN" run -c "$work/v.yaml" > "$logs/v.log" 2>&1 & pids+=($!)
   PID=$!
