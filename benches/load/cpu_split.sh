@@ -6,7 +6,8 @@
 #
 # Per proxy and round: start it, warm up with 20,000 requests, then one DURATION-second run while
 # `perf stat -e raw_syscalls:sys_enter` counts the proxy's system calls; user and system time from
-# /proc/PID/stat (utime, stime), context switches from /proc/PID/status. The proxies alternate
+# /proc/PID/stat (utime, stime), minor page faults from the same (minflt), context switches from
+# /proc/PID/status. The proxies alternate
 # ROUNDS times, so that a noisy stretch of the machine falls on both.
 #
 # Usage: benches/load/cpu_split.sh [DURATION=5] [ROUNDS=3] [RUN=tls-h2|tls-h1|h1] [PROXIES="vpcguard haproxy"]
@@ -49,8 +50,8 @@ requests() { # the load's output -> requests done
   esac
 }
 
-echo "| round | proxy | run | req/s | user µs/req | kernel µs/req | total µs/req | syscalls/req | voluntary / involuntary switches per 1,000 req |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| round | proxy | run | req/s | user µs/req | kernel µs/req | total µs/req | syscalls/req | voluntary / involuntary switches per 1,000 req | minor page faults per 1,000 req |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq "$ROUNDS"); do
   for proxy in $PROXIES; do
     port=$(free_port)
@@ -65,7 +66,7 @@ for round in $(seq "$ROUNDS"); do
       tls-h2) load "$url" -n20000 > /dev/null ;;
       *) load "$url" -d2s > /dev/null ;;
     esac
-    read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$PID/stat")
+    read -r f0 u0 s0 < <(awk '{print $10, $14, $15}' "/proc/$PID/stat")
     v0=$(awk '/^voluntary_ctxt/ {print $2}' "/proc/$PID/status")
     i0=$(awk '/^nonvoluntary_ctxt/ {print $2}' "/proc/$PID/status")
     perf stat -e raw_syscalls:sys_enter -p "$PID" -o "$work/perf.txt" -- sleep "$((DUR + 1))" &
@@ -75,19 +76,20 @@ for round in $(seq "$ROUNDS"); do
       *) out=$(load "$url" -d"${DUR}s" 2>&1) ;;
     esac
     wait "$pp" || true
-    read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$PID/stat")
+    read -r f1 u1 s1 < <(awk '{print $10, $14, $15}' "/proc/$PID/stat")
     v1=$(awk '/^voluntary_ctxt/ {print $2}' "/proc/$PID/status")
     i1=$(awk '/^nonvoluntary_ctxt/ {print $2}' "/proc/$PID/status")
     n=$(requests <<<"$out")
     sc=$(awk '/raw_syscalls/ {gsub(",", "", $1); print $1}' "$work/perf.txt")
-    python3 - "$round" "$proxy" "$RUN" "$DUR" "$n" "$hz" "$u0" "$u1" "$s0" "$s1" "$sc" "$v0" "$v1" "$i0" "$i1" <<'PY'
+    python3 - "$round" "$proxy" "$RUN" "$DUR" "$n" "$hz" "$u0" "$u1" "$s0" "$s1" "$sc" "$v0" "$v1" "$i0" "$i1" "$f0" "$f1" <<'PY'
 import sys
-r, proxy, run, dur, n, hz, u0, u1, s0, s1, sc, v0, v1, i0, i1 = sys.argv[1:]
+r, proxy, run, dur, n, hz, u0, u1, s0, s1, sc, v0, v1, i0, i1, f0, f1 = sys.argv[1:]
 n = max(int(n), 1); hz = int(hz)
 user = (int(u1) - int(u0)) / hz / n * 1e6
 sys_ = (int(s1) - int(s0)) / hz / n * 1e6
 print(f"| {r} | {proxy} | {run} | {n / float(dur):,.0f} | {user:.1f} | {sys_:.1f} | {user + sys_:.1f} | "
-      f"{int(sc) / n:.2f} | {(int(v1) - int(v0)) * 1000 / n:.1f} / {(int(i1) - int(i0)) * 1000 / n:.1f} |")
+      f"{int(sc) / n:.2f} | {(int(v1) - int(v0)) * 1000 / n:.1f} / {(int(i1) - int(i0)) * 1000 / n:.1f} | "
+      f"{(int(f1) - int(f0)) * 1000 / n:.1f} |")
 PY
     kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
   done
