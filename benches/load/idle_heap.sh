@@ -13,8 +13,9 @@
 # bounded by N; everything started is stopped on exit. Needs valgrind, openssl, python3 (and PyPI
 # `h2` for tls-h2).
 #
-# Result, 2026-12-02 (commit 6090cb3's code, N=300): h1 2,284 bytes per parked connection,
-# tls-h1 9,998; the table by site is in BENCHMARKS.md "A parked connection".
+# Result, 2026-12-02 (commit 2d1628a's code, N=300): h1 2,291 bytes per parked connection,
+# tls-h1 10,002, tls-h2 (idle, not parked) 54,215; the tables by site are in BENCHMARKS.md
+# "A parked connection" and "An idle HTTP/2 connection".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-300}
